@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TaskhubConfig(AppConfig):
+    name = "taskhub"
+    verbose_name = "Platform"

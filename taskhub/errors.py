@@ -1,0 +1,117 @@
+"""The one error envelope of the API: {"error": {"type", "message", "fields"?}}."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+MESSAGES = {
+    "missing_authorization": (
+        "Your request does not include an 'Authorization' header with a bearer token for your account."
+    ),
+    "expired_token": (
+        "The bearer token you have provided in the 'Authorization' header has expired. Please obtain a new one."
+    ),
+    "invalid_authorization": "The bearer token you have provided in the 'Authorization' header is invalid.",
+}
+
+
+class DomainError(Exception):
+    """An error a service raises; the API turns it into the envelope."""
+
+    type = "validation_error"
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, fields: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class ValidationFailed(DomainError):
+    pass
+
+
+class NotFound(DomainError):
+    type = "not_found"
+    status_code = status.HTTP_404_NOT_FOUND
+
+
+class Conflict(DomainError):
+    type = "conflict"
+    status_code = status.HTTP_409_CONFLICT
+
+
+def envelope(type_: str, message: str, fields: dict | None = None) -> dict:
+    error: dict[str, Any] = {"type": type_, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def _flatten(detail: Any) -> Any:
+    """DRF error details to plain strings (lists of messages, nested per field)."""
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def _summary(fields: dict) -> str:
+    names = ", ".join(sorted(fields)) if fields else ""
+    return f"Invalid input: {names}." if names else "Invalid input."
+
+
+# DRF exception class -> (error type, status), most specific first.
+_DRF_TYPES: list[tuple[type[exceptions.APIException], str]] = [
+    (exceptions.NotAuthenticated, "missing_authorization"),
+    (exceptions.NotFound, "not_found"),
+    (exceptions.PermissionDenied, "not_found"),
+    (exceptions.MethodNotAllowed, "method_not_allowed"),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type"),
+    (exceptions.NotAcceptable, "not_acceptable"),
+    (exceptions.Throttled, "rate_limited"),
+    (exceptions.ParseError, "malformed_request"),
+]
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(envelope(exc.type, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, (Http404, DjangoPermissionDenied)):
+        exc = exceptions.NotFound()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    set_rollback()
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": _flatten(exc.detail)}
+        body = envelope("validation_error", _summary(fields), fields)
+        return Response(body, status=400, headers=headers)
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "invalid_authorization"
+        code = code if code in MESSAGES else "invalid_authorization"
+        return Response(envelope(code, MESSAGES[code]), status=401, headers=headers)
+    for cls, type_ in _DRF_TYPES:
+        if isinstance(exc, cls):
+            status_code = 404 if type_ == "not_found" else exc.status_code
+            message = MESSAGES.get(type_) or (str(exc.detail) if type_ != "not_found" else "Not found.")
+            return Response(envelope(type_, message), status=status_code, headers=headers)
+    return Response(envelope("error", str(exc.detail)), status=exc.status_code, headers=headers)
+
+
+def json_not_found(request, exception=None) -> JsonResponse:
+    return JsonResponse(envelope("not_found", "Not found."), status=404)
+
+
+def json_server_error(request) -> JsonResponse:
+    return JsonResponse(envelope("server_error", "Something went wrong on our side; it has been logged."), status=500)

@@ -1,0 +1,360 @@
+"""The task domain: property hierarchy, people, resources, tasks and their status journal."""
+
+import secrets
+import uuid
+from datetime import datetime
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from taskhub.models import Organization
+from taskhub.phones import normalize_phone, validate_e164
+
+
+def new_tracker_token() -> str:
+    """128 bits from `secrets`, URL-safe: 22 characters."""
+    return secrets.token_urlsafe(16)
+
+
+class OrgOwned(models.Model):
+    """Abstract base: a row that belongs to one organization."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+def unique_per_org(field: str, name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(
+        fields=["organization", field], condition=Q(**{f"{field}__isnull": False}), name=name
+    )
+
+
+class Group(OrgOwned):
+    """A property or portfolio grouping units (Travtus' group)."""
+
+    identifier = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    external_ref = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [unique_per_org("external_ref", "group_external_ref_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Unit(OrgOwned):
+    """A rentable unit of a group (Travtus' unit)."""
+
+    identifier = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="units")
+    unit_number = models.CharField(max_length=64)
+    external_ref = models.CharField(max_length=255, null=True, blank=True)
+    address_line_1 = models.CharField(max_length=255, blank=True)
+    address_line_2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=128, blank=True)
+    country = models.CharField(max_length=128, blank=True)
+    zipcode = models.CharField(max_length=32, blank=True)
+    bedrooms = models.PositiveSmallIntegerField(null=True, blank=True)
+    bathrooms = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    sqft = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["group__name", "unit_number"]
+        constraints = [unique_per_org("external_ref", "unit_external_ref_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.group} · {self.unit_number}"
+
+
+class Person(OrgOwned):
+    """Anyone a task names: customer or resident, crew member, or staff creator."""
+
+    identifier = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_ref = models.CharField(max_length=255, null=True, blank=True)
+    first_name = models.CharField(max_length=128, blank=True)
+    last_name = models.CharField(max_length=128, blank=True)
+    company_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=20, blank=True, validators=[validate_e164], help_text="E.164")
+    mobile_number = models.CharField(max_length=20, blank=True, validators=[validate_e164], help_text="E.164")
+    notes = models.TextField(blank=True)
+    is_customer = models.BooleanField(_("customer / resident"), default=False)
+    is_crew = models.BooleanField(_("crew"), default=False)
+    is_staff_member = models.BooleanField(_("staff"), default=False)
+    photo = models.ImageField(upload_to="crew/", blank=True)
+    color = models.CharField(
+        max_length=7, blank=True, validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour.")]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [unique_per_org("external_ref", "person_external_ref_unique")]
+        indexes = [
+            models.Index(fields=["organization", "email"], name="person_org_email"),
+            models.Index(fields=["organization", "phone"], name="person_org_phone"),
+        ]
+        verbose_name_plural = "people"
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or self.phone or str(self.identifier)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def sms_number(self) -> str:
+        return self.mobile_number or self.phone
+
+    def clean(self) -> None:
+        # Accept national formats in forms; store E.164.
+        self.phone = normalize_phone(self.phone)
+        self.mobile_number = normalize_phone(self.mobile_number)
+
+
+class Resource(OrgOwned):
+    """Equipment or a vehicle that can be assigned to tasks."""
+
+    identifier = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=64, blank=True)
+    details = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [unique_per_org("external_id", "resource_external_id_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Importance(models.TextChoices):
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+    VERY_HIGH = "very_high", _("Very high")
+
+
+class StatusType(models.TextChoices):
+    """Arrivy's task status types."""
+
+    NOTSTARTED = "NOTSTARTED", _("Not started")
+    PREPARING = "PREPARING", _("Preparing")
+    CONFIRMED = "CONFIRMED", _("Confirmed")
+    ORDER = "ORDER", _("Order")
+    READYFORPICKUP = "READYFORPICKUP", _("Ready for pickup")
+    ENROUTE = "ENROUTE", _("On the way")
+    STARTED = "STARTED", _("In progress")
+    COMPLETE = "COMPLETE", _("Complete")
+    EXCEPTION = "EXCEPTION", _("Exception")
+    CUSTOMER_EXCEPTION = "CUSTOMER_EXCEPTION", _("Customer exception")
+    CANCELLED = "CANCELLED", _("Cancelled")
+    RESCHEDULED = "RESCHEDULED", _("Rescheduled")
+    RECOMMENDED = "RECOMMENDED", _("Recommended")
+    CUSTOM = "CUSTOM", _("Custom")
+
+    @classmethod
+    def parse(cls, raw: str) -> "StatusType":
+        """Accept Arrivy's spellings: NOT_STARTED, not started, notstarted."""
+        key = (raw or "").strip().upper().replace(" ", "_")
+        key = {"NOT_STARTED": "NOTSTARTED", "READY_FOR_PICKUP": "READYFORPICKUP"}.get(key, key)
+        return cls(key)
+
+
+# Travtus' coarse status, derived from the journal's latest type.
+COARSE_STATUS = {
+    StatusType.STARTED: "in_progress",
+    StatusType.ENROUTE: "in_progress",
+    StatusType.EXCEPTION: "in_progress",
+    StatusType.CUSTOMER_EXCEPTION: "in_progress",
+    StatusType.COMPLETE: "completed",
+    StatusType.CANCELLED: "deleted",
+}
+
+
+class TaskQuerySet(models.QuerySet):
+    def alive(self) -> "TaskQuerySet":
+        return self.filter(deleted_at__isnull=True)
+
+    def for_org(self, organization: Organization) -> "TaskQuerySet":
+        return self.filter(organization=organization)
+
+    def starting_between(self, start: datetime, end: datetime) -> "TaskQuerySet":
+        return self.filter(start_datetime__gte=start, start_datetime__lt=end)
+
+
+class Task(OrgOwned):
+    """A unit of work for a customer: an order, delivery, service call or maintenance request."""
+
+    identifier = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(max_length=255, null=True, blank=True, help_text="The integrator's own id.")
+    url_safe_id = models.CharField(max_length=32, unique=True, default=new_tracker_token, editable=False)
+    title = models.CharField(max_length=255, blank=True)
+    details = models.TextField(blank=True, help_text="Arrivy details / Travtus description.")
+    notes = models.TextField(blank=True)
+    importance = models.CharField(max_length=16, choices=Importance.choices, default=Importance.NORMAL)
+    relevant_conversation = models.TextField(blank=True)
+
+    start_datetime = models.DateTimeField(null=True, blank=True)
+    end_datetime = models.DateTimeField(null=True, blank=True)
+    enable_time_window_display = models.BooleanField(default=False)
+    time_window_start = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes before the start time that the customer's window opens."
+    )
+    unscheduled = models.BooleanField(default=False)
+    due_datetime = models.DateTimeField(null=True, blank=True)
+    reminder_datetime = models.DateTimeField(null=True, blank=True)
+    completed_datetime = models.DateTimeField(null=True, blank=True)
+
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks")
+    unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks")
+    creator = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="created_tasks")
+    customer = models.ForeignKey(
+        Person,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="customer_tasks",
+        help_text="Customer or resident.",
+    )
+    assignees = models.ManyToManyField(Person, blank=True, related_name="assigned_tasks")
+    resources = models.ManyToManyField(Resource, blank=True, related_name="tasks")
+
+    notify_sms = models.BooleanField(default=True)
+    notify_email = models.BooleanField(default=True)
+    extra_fields = models.JSONField(default=dict, blank=True)
+    external_url = models.URLField(max_length=1000, blank=True)
+
+    status = models.CharField(max_length=32, choices=StatusType.choices, default=StatusType.NOTSTARTED)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveBigIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start_datetime", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_id"],
+                condition=Q(external_id__isnull=False, deleted_at__isnull=True),
+                name="task_external_id_unique",
+                violation_error_message="This organization already has a task with this external id.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "start_datetime"], name="task_org_start"),
+            models.Index(fields=["organization", "status"], name="task_org_status"),
+            models.Index(fields=["organization", "due_datetime"], name="task_org_due"),
+            models.Index(fields=["organization", "updated_at"], name="task_org_updated"),
+            models.Index(fields=["organization", "external_id"], name="task_org_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.external_id or str(self.identifier)
+
+    @property
+    def coarse_status(self) -> str:
+        if self.deleted_at is not None:
+            return "deleted"
+        return COARSE_STATUS.get(self.status, "created")
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class TaskAddress(models.Model):
+    """One stop of a task, in order: the customer's address first, then any additional ones."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="addresses")
+    position = models.PositiveSmallIntegerField(default=0)
+    title = models.CharField(max_length=200, blank=True)
+    address_line_1 = models.CharField(max_length=255, blank=True)
+    address_line_2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=128, blank=True)
+    country = models.CharField(max_length=128, blank=True)
+    zipcode = models.CharField(max_length=32, blank=True)
+    lat = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-90), MaxValueValidator(90)])
+    lng = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-180), MaxValueValidator(180)])
+
+    class Meta:
+        ordering = ["task", "position"]
+        verbose_name_plural = "task addresses"
+
+    def __str__(self) -> str:
+        return ", ".join(p for p in (self.address_line_1, self.city, self.zipcode) if p) or self.title
+
+
+class TaskStatus(OrgOwned):
+    """One entry of a task's status journal."""
+
+    class Source(models.TextChoices):
+        API = "api", _("API")
+        ADMIN = "admin", _("Admin")
+        TRACKER = "tracker", _("Tracker")
+        SYSTEM = "system", _("System")
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="statuses")
+    type = models.CharField(max_length=32, choices=StatusType.choices)
+    time = models.DateTimeField(default=timezone.now)
+    reporter = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reporter_name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    notes = models.TextField(blank=True)
+    visible_to_customer = models.BooleanField(default=True)
+    extra_fields = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "time", "id"]
+        indexes = [models.Index(fields=["task", "time"], name="taskstatus_task_time")]
+        verbose_name = "status entry"
+        verbose_name_plural = "status journal"
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.time:%Y-%m-%d %H:%M}"
+
+
+class Attachment(OrgOwned):
+    """A file, picture or note on a task or on one of its status entries."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attachments")
+    status = models.ForeignKey(TaskStatus, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments")
+    file = models.FileField(upload_to="attachments/%Y/%m/", blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    note = models.TextField(blank=True)
+    visible_to_customer = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "created_at"]
+
+    def __str__(self) -> str:
+        return self.file.name.rsplit("/", 1)[-1] if self.file else (self.note[:40] or f"attachment {self.pk}")
+
+
+class Rating(OrgOwned):
+    """The customer's 1–5 rating of a completed task; one per task."""
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="rating")
+    score = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    text = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.score}/5 for {self.task}"

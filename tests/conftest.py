@@ -1,0 +1,51 @@
+"""Plain fixtures shared by the suite: organizations, tokens, API clients, dispatchers."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from taskhub.models import AccessToken, Membership, Organization
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return Organization.objects.create(slug="acme", name="Acme Field Services", timezone="America/New_York")
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return Organization.objects.create(slug="globex", name="Globex", timezone="Europe/London")
+
+
+@pytest.fixture
+def token(org) -> str:
+    return AccessToken.issue(org, ttl=3600)[1]
+
+
+@pytest.fixture
+def api(token) -> APIClient:
+    """An API client authenticated as `org`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def other_api(other_org) -> APIClient:
+    """An API client authenticated as `other_org`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.issue(other_org)[1]}")
+    return client
+
+
+@pytest.fixture
+def dispatcher(org, django_user_model):
+    """A staff user who is a member of `org` only."""
+    user = django_user_model.objects.create_user("dispatch", "dispatch@acme.test", "pw-dispatch-1", is_staff=True)
+    Membership.objects.create(organization=org, user=user)
+    return user
+
+
+@pytest.fixture
+def dispatcher_client(client, dispatcher):
+    client.force_login(dispatcher)
+    return client
