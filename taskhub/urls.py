@@ -5,6 +5,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from .api import MeView
+from .oauth import TokenView
 
 handler404 = "taskhub.views.not_found"
 handler500 = "taskhub.views.server_error"
@@ -15,9 +16,11 @@ admin.site.index_title = "Dispatch"
 
 api_patterns = [
     path("me", MeView.as_view(), name="me"),
+    path("oauth2/token", TokenView.as_view(), name="oauth2-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("", include("tasks.urls")),
 ]
 
 urlpatterns = [

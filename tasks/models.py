@@ -234,6 +234,7 @@ class Task(OrgOwned):
     notify_email = models.BooleanField(default=True)
     extra_fields = models.JSONField(default=dict, blank=True)
     external_url = models.URLField(max_length=1000, blank=True)
+    template = models.CharField(max_length=100, blank=True, help_text="Notification template set (Arrivy template).")
 
     status = models.CharField(max_length=32, choices=StatusType.choices, default=StatusType.NOTSTARTED)
     status_changed_at = models.DateTimeField(default=timezone.now)
@@ -358,3 +359,26 @@ class Rating(OrgOwned):
 
     def __str__(self) -> str:
         return f"{self.score}/5 for {self.task}"
+
+
+class TaskRequest(OrgOwned):
+    """One Travtus-style request: its id, what it asked, and how it ended."""
+
+    class Outcome(models.TextChoices):
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+
+    request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    method = models.CharField(max_length=8)
+    route = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    status_code = models.PositiveSmallIntegerField()
+    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
+    errors = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.route} {self.outcome} ({self.request_id})"

@@ -1,16 +1,19 @@
 """Task services: every write to a task goes through here, whichever route called it."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Model
 from django.utils import timezone
 
 from taskhub.errors import Conflict
+from taskhub.models import Organization
 
-from .models import Person, StatusType, Task, TaskStatus
+from . import events
+from .models import Person, Resource, StatusType, Task, TaskAddress, TaskStatus
 
 TERMINAL = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
 # After a terminal status the only way on is an explicit reopen to NOTSTARTED.
@@ -34,11 +37,12 @@ def lock_task(task: Task) -> Task:
 
 
 def bump_version(task: Task) -> None:
+    """Count a change made outside these services (an admin edit) so consumers see a newer version."""
     Task.objects.filter(pk=task.pk).update(version=F("version") + 1, updated_at=timezone.now())
     task.refresh_from_db(fields=["version", "updated_at"])
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def task_report_status(
     *,
     task: Task,
@@ -50,6 +54,8 @@ def task_report_status(
     reporter_name: str = "",
     visible_to_customer: bool = True,
     extra_fields: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    suppress_webhooks: bool = False,
 ) -> TaskStatus:
     """Add a journal entry and move the task's current status with it."""
     new = StatusType.parse(type) if isinstance(type, str) else type
@@ -67,37 +73,210 @@ def task_report_status(
         visible_to_customer=visible_to_customer,
         extra_fields=extra_fields or {},
     )
-    changes: dict[str, Any] = {"status": new, "status_changed_at": entry.time}
+    task.status, task.status_changed_at = new, entry.time
     if new == StatusType.COMPLETE:
-        changes["completed_datetime"] = entry.time
+        task.completed_datetime = entry.time
     elif new == REOPEN:
-        changes["completed_datetime"] = None
-    Task.objects.filter(pk=task.pk).update(**changes, version=F("version") + 1, updated_at=timezone.now())
+        task.completed_datetime = None
+    task.version += 1
+    task.save(update_fields=["status", "status_changed_at", "completed_datetime", "version", "updated_at"])
+    if not suppress_webhooks:
+        events.status_reported(task, entry, request_id)
     return entry
 
 
-@transaction.atomic
-def task_assign(*, task: Task, crew: Iterable[Person], replace: bool = False) -> list[Person]:
-    """Assign crew to a task (added to those already assigned unless `replace`); returns the new ones."""
+@transaction.atomic(savepoint=False)
+def task_assign(*, task: Task, crew: Iterable[Person], replace: bool = False) -> set[int]:
+    """Assign crew (added to those already assigned unless `replace`); returns the ids added."""
     task = lock_task(task)
     crew = [person for person in crew if person.organization_id == task.organization_id]
-    current = set(task.assignees.values_list("pk", flat=True))
-    added = [person for person in crew if person.pk not in current]
-    if replace:
-        task.assignees.set(crew)
-    else:
-        task.assignees.add(*added)
-    if added or (replace and current != {p.pk for p in crew}):
-        bump_version(task)
+    if not replace:
+        crew = list({p.pk: p for p in [*task.assignees.all(), *crew]}.values())
+    added, removed = _write_members(task, "assignees", crew, created=False)
+    if added or removed:
+        task.version += 1
+        task.save(update_fields=["version", "updated_at"])
+        events.task_changed(task, created=False, changed=["assignees"], crew_added=added, crew_removed=removed)
     return added
 
 
-@transaction.atomic
-def task_delete(*, task: Task) -> Task:
-    """Soft-delete: the task leaves lists but its journal and history stay."""
+@transaction.atomic(savepoint=False)
+def task_delete(*, task: Task, request_id: str | None = None, suppress_webhooks: bool = False) -> Task:
+    """Soft-delete: the task leaves lists and its external id is free again; its history stays."""
     task = lock_task(task)
     if not task.is_deleted:
         task.deleted_at = timezone.now()
-        task.save(update_fields=["deleted_at"])
-        bump_version(task)
+        task.version += 1
+        task.save(update_fields=["deleted_at", "version", "updated_at"])
+        if not suppress_webhooks:
+            events.task_deleted(task, request_id)
     return task
+
+
+# --- Create and update ----------------------------------------------------------------------
+
+RELATIONS = frozenset({"group", "unit", "creator", "customer"})
+ADDRESS_FIELDS = ("title", "address_line_1", "address_line_2", "city", "state", "country", "zipcode", "lat", "lng")
+
+
+@dataclass
+class TaskChanges:
+    """What one request asks of a task, whichever route it came by; None means 'not sent'."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    customer: Person | None = None
+    address: dict[str, Any] | None = None
+    additional_addresses: list[dict[str, Any]] | None = None
+    assignees: list[Person] | None = None
+    resources: list[Resource] | None = None
+    suppress_webhooks: bool = False
+    request_id: str | None = None
+
+
+@dataclass
+class UpsertResult:
+    task: Task
+    created: bool
+    changed: list[str] = field(default_factory=list)
+
+
+def find_for_update(organization: Organization, external_id: str) -> Task | None:
+    """The org's live task with this external id, locked, with its customer."""
+    return (
+        Task.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(organization=organization, external_id=external_id, deleted_at__isnull=True)
+        .first()
+    )
+
+
+def _insert_task(organization: Organization, external_id: str | None, fields: dict[str, Any]) -> Task | None:
+    """Insert, or return None when a concurrent request inserted the same external id first."""
+    task = Task(organization=organization, external_id=external_id, **fields)
+    if external_id is None:
+        task.save()
+        return task
+    try:
+        with transaction.atomic():
+            task.save()
+    except IntegrityError:
+        return None
+    return task
+
+
+def _apply_fields(task: Task, fields: dict[str, Any]) -> list[str]:
+    changed = []
+    for name, value in fields.items():
+        if isinstance(value, Model) or (value is None and name in RELATIONS):
+            # Compare foreign keys by id: reading the relation would cost a query.
+            current, wanted = getattr(task, f"{name}_id"), value.pk if value is not None else None
+        else:
+            current, wanted = getattr(task, name), value
+        if current != wanted:
+            setattr(task, name, value)
+            changed.append(name)
+    return changed
+
+
+def _write_addresses(task: Task, changes: TaskChanges, created: bool) -> bool:
+    if changes.address is None and changes.additional_addresses is None:
+        return False
+    existing = [] if created else list(task.addresses.all())
+    first = next((a for a in existing if a.position == 0), None)
+    rows = [first] if first else []
+    if changes.address is not None:
+        values = {name: getattr(first, name) for name in ADDRESS_FIELDS} if first else {}
+        rows = [TaskAddress(task=task, position=0, **{**values, **changes.address})]
+    if changes.additional_addresses is None:
+        rows += [a for a in existing if a.position > 0]
+    else:
+        rows += [TaskAddress(task=task, position=i, **a) for i, a in enumerate(changes.additional_addresses, 1)]
+    before = [tuple(getattr(a, n) for n in ADDRESS_FIELDS) for a in sorted(existing, key=lambda a: a.position)]
+    after = [tuple(getattr(a, n) for n in ADDRESS_FIELDS) for a in rows if a is not None]
+    if before == after and not created:
+        task.__dict__.setdefault("_prefetched_objects_cache", {})["addresses"] = existing
+        return False
+    if existing:
+        task.addresses.all().delete()
+    for row in rows:
+        row.pk = None
+    TaskAddress.objects.bulk_create(rows)
+    task.__dict__.setdefault("_prefetched_objects_cache", {})["addresses"] = rows
+    return True
+
+
+def _write_members(task: Task, relation: str, wanted: list | None, created: bool) -> tuple[set[int], set[int]]:
+    """Replace the members of an M2M relation; returns (added ids, removed ids)."""
+    if wanted is None:
+        return set(), set()
+    manager = getattr(task, relation)
+    through = manager.through
+    column = manager.target_field_name + "_id"
+    current = set() if created else set(manager.values_list("pk", flat=True))
+    target = {obj.pk for obj in wanted}
+    added, removed = target - current, current - target
+    if removed:
+        through.objects.filter(task_id=task.pk, **{f"{column}__in": removed}).delete()
+    if added:
+        through.objects.bulk_create([through(task_id=task.pk, **{column: pk}) for pk in added])
+    task.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = list(wanted)
+    return added, removed
+
+
+def _fields_of(changes: TaskChanges) -> dict[str, Any]:
+    fields = dict(changes.fields)
+    if changes.customer is not None:
+        fields["customer"] = changes.customer
+    return fields
+
+
+@transaction.atomic(savepoint=False)
+def task_upsert(
+    *, organization: Organization, external_id: str | None, changes: TaskChanges, locked: Task | None = None
+) -> UpsertResult:
+    """Create the org's task with this external id, or update only the fields sent; one transaction.
+
+    `locked` is the task when the caller already holds find_for_update()'s lock on it.
+    Race-safe: the row is locked when it exists; when two requests create the same new id at
+    once, the unique index lets one insert and the other falls back to locking and updating it.
+    """
+    task = locked or (find_for_update(organization, external_id) if external_id else None)
+    if task is None:
+        task = _insert_task(organization, external_id, _fields_of(changes))
+        if task is not None:
+            return _apply_changes(task, changes, created=True)
+        task = find_for_update(organization, external_id)
+    task.organization = organization  # already loaded: spare the events a query
+    return _apply_changes(task, changes, created=False)
+
+
+@transaction.atomic(savepoint=False)
+def task_update(*, task: Task, changes: TaskChanges) -> UpsertResult:
+    """Update only the fields sent of an existing task."""
+    return _apply_changes(lock_task(task), changes, created=False)
+
+
+def _apply_changes(task: Task, changes: TaskChanges, *, created: bool) -> UpsertResult:
+    changed = [] if created else _apply_fields(task, _fields_of(changes))
+    if _write_addresses(task, changes, created):
+        changed.append("addresses")
+    crew_added, crew_removed = _write_members(task, "assignees", changes.assignees, created)
+    res_added, res_removed = _write_members(task, "resources", changes.resources, created)
+    if crew_added or crew_removed:
+        changed.append("assignees")
+    if res_added or res_removed:
+        changed.append("resources")
+    if created:
+        TaskStatus.objects.create(
+            organization_id=task.organization_id, task=task, type=task.status, time=task.status_changed_at,
+            source=TaskStatus.Source.SYSTEM, notes="Task created",
+        )  # fmt: skip
+    elif changed:
+        task.version += 1
+        task.save()
+    if (created or changed) and not changes.suppress_webhooks:
+        events.task_changed(
+            task, created=created, changed=changed, crew_added=crew_added, crew_removed=crew_removed,
+            request_id=changes.request_id,
+        )  # fmt: skip
+    return UpsertResult(task=task, created=created, changed=changed)

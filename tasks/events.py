@@ -1,0 +1,79 @@
+"""Webhook events about tasks: the payloads the task services hand to the outbox."""
+
+from typing import Any
+
+from webhooks.services import emit
+
+from .models import Task, TaskStatus
+
+SCHEDULE_FIELDS = frozenset({"start_datetime", "end_datetime", "time_window_start", "unscheduled", "due_datetime"})
+
+
+def task_data(task: Task, **extra: Any) -> dict[str, Any]:
+    """The task as every task.* event carries it (the REST representation, plus the event's own keys)."""
+    from .serializers import TaskOutSerializer  # serializers import models; keep this module light
+
+    return {**TaskOutSerializer(task).data, **extra}
+
+
+def _emit(task: Task, type_: str, request_id: str | None = None, **extra: Any) -> None:
+    data = task_data(task, **extra)
+    if request_id:
+        data["request_id"] = request_id
+    emit(organization=task.organization, type=type_, data=data, task=task, request_id=request_id)
+
+
+def task_changed(
+    task: Task,
+    *,
+    created: bool,
+    changed: list[str],
+    crew_added: set[int],
+    crew_removed: set[int],
+    request_id: str | None = None,
+) -> None:
+    if created:
+        _emit(task, "task.created", request_id)
+        return
+    _emit(task, "task.updated", request_id, changed=sorted(changed))
+    if SCHEDULE_FIELDS.intersection(changed):
+        _emit(task, "task.rescheduled", request_id)
+    if crew_added:
+        _emit(task, "task.assigned", request_id, entity_ids_added=sorted(crew_added))
+    if crew_removed:
+        _emit(task, "task.unassigned", request_id, entity_ids_removed=sorted(crew_removed))
+
+
+def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None) -> None:
+    _emit(
+        task,
+        "task.status_changed",
+        request_id,
+        status_entry={
+            "id": entry.pk,
+            "type": entry.type,
+            "time": entry.time.isoformat(),
+            "source": entry.source,
+            "notes": entry.notes,
+            "reporter_name": entry.reporter_name,
+            "visible_to_customer": entry.visible_to_customer,
+        },
+    )
+
+
+def task_deleted(task: Task, request_id: str | None = None) -> None:
+    _emit(task, "task.deleted", request_id)
+
+
+def request_finished(
+    organization, *, request_id: str, ok: bool, task: Task | None, route: str, errors: dict | None = None
+) -> None:
+    """request.completed / request.failed, carrying the Travtus-style request_id."""
+    data: dict[str, Any] = {"request_id": request_id, "route": route}
+    if task is not None:
+        data.update(identifier=str(task.identifier), external_id=task.external_id, version=task.version,
+                    extra_fields=task.extra_fields)  # fmt: skip
+    if errors:
+        data["errors"] = errors
+    emit(organization=organization, type="request.completed" if ok else "request.failed", data=data, task=task,
+         request_id=request_id)  # fmt: skip

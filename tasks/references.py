@@ -1,0 +1,138 @@
+"""Resolving what integrators send to rows of their own organization, and the people they name."""
+
+import contextlib
+import uuid
+from typing import Any
+
+from django.db.models import Model, Q
+
+from taskhub.errors import ValidationFailed
+from taskhub.models import Organization
+
+from .models import Group, Person, Resource, Unit
+
+
+def _split_refs(refs: list[Any]) -> tuple[set[int], set[uuid.UUID]]:
+    ids, uuids = set(), set()
+    for ref in refs:
+        text = str(ref).strip()
+        if text.isdigit():
+            ids.add(int(text))
+            continue
+        with contextlib.suppress(ValueError):
+            uuids.add(uuid.UUID(text))
+    return ids, uuids
+
+
+def resolve_many(model: type[Model], organization: Organization, refs: list[Any], field: str) -> list:
+    """Rows of `organization` by numeric id or UUID identifier; any unknown ref is a 400 naming `field`."""
+    if not refs:
+        return []
+    ids, uuids = _split_refs(refs)
+    rows = list(model.objects.filter(Q(pk__in=ids) | Q(identifier__in=uuids), organization=organization))
+    found = {str(r.pk) for r in rows} | {str(r.identifier) for r in rows}
+    unknown = [str(ref) for ref in refs if str(ref).strip() not in found and _norm_uuid(ref) not in found]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown {field}: {', '.join(unknown)}.",
+            {field: [f"No such id in this organization: {ref}" for ref in unknown]},
+        )
+    return rows
+
+
+def _norm_uuid(ref: Any) -> str:
+    try:
+        return str(uuid.UUID(str(ref).strip()))
+    except ValueError:
+        return ""
+
+
+def resolve_one(model: type[Model], organization: Organization, ref: Any, field: str):
+    return resolve_many(model, organization, [ref], field)[0]
+
+
+def resolve_by_external_ref(model: type[Model], organization: Organization, ref: str, field: str):
+    row = model.objects.filter(organization=organization, external_ref=ref).first()
+    if row is None:
+        raise ValidationFailed(
+            f"Unknown {field}: {ref}.", {field: [f"No {model._meta.verbose_name} with this reference."]}
+        )
+    return row
+
+
+def resolve_group(organization: Organization, *, group_id: Any = None, external_ref: str | None = None) -> Group:
+    if group_id is not None:
+        return resolve_one(Group, organization, group_id, "group_id")
+    return resolve_by_external_ref(Group, organization, external_ref, "group_external_ref")
+
+
+def resolve_unit(organization: Organization, *, unit_id: Any = None, external_ref: str | None = None) -> Unit:
+    if unit_id is not None:
+        return resolve_one(Unit, organization, unit_id, "unit_id")
+    return resolve_by_external_ref(Unit, organization, external_ref, "unit_external_ref")
+
+
+ROLE_FLAGS = {"customer": "is_customer", "crew": "is_crew", "staff": "is_staff_member"}
+
+
+def person_resolve(organization: Organization, spec: dict[str, Any], *, field: str, role: str) -> Person:
+    """A Travtus person spec: by identifier or external_ref, else found or created by contact + name.
+
+    A spec with only contact details needs (email or phone) and (first or last name).
+    """
+    if spec.get("identifier"):
+        return resolve_one(Person, organization, spec["identifier"], f"{field}.identifier")
+    if spec.get("external_ref"):
+        return resolve_by_external_ref(Person, organization, spec["external_ref"], f"{field}.external_ref")
+    email, phone = spec.get("email_address") or "", spec.get("phone_number") or ""
+    first, last = spec.get("first_name") or "", spec.get("last_name") or ""
+    if not (email or phone) or not (first or last):
+        raise ValidationFailed(
+            f"{field} needs an identifier or external_ref, or (email_address or phone_number) and "
+            "(first_name or last_name).",
+            {
+                field: [
+                    "Give identifier or external_ref, or (email_address or phone_number) and (first_name or last_name)."
+                ]
+            },
+        )
+    match = Q(email__iexact=email) if email else Q(phone=phone) | Q(mobile_number=phone)
+    person = Person.objects.filter(match, organization=organization).order_by("pk").first()
+    if person is None:
+        return Person.objects.create(
+            organization=organization, email=email, phone=phone, first_name=first, last_name=last,
+            **{ROLE_FLAGS[role]: True},
+        )  # fmt: skip
+    if not getattr(person, ROLE_FLAGS[role]):
+        setattr(person, ROLE_FLAGS[role], True)
+        person.save(update_fields=[ROLE_FLAGS[role]])
+    return person
+
+
+def upsert_by_external(model: type[Model], organization: Organization, key: str, items: list[dict], **flags) -> list:
+    """Create or update rows of `model` by their external key (one SELECT, then bulk writes)."""
+    if not items:
+        return []
+    by_key = {item[key]: item for item in items}
+    existing = {getattr(r, key): r for r in model.objects.filter(organization=organization, **{f"{key}__in": by_key})}
+    created, updated, ordered = [], [], []
+    for ref, values in by_key.items():
+        values = {k: v for k, v in values.items() if k != key}
+        row = existing.get(ref)
+        if row is None:
+            row = model(organization=organization, **{key: ref}, **flags, **values)
+            created.append(row)
+        elif any(getattr(row, k) != v for k, v in {**flags, **values}.items()):
+            for k, v in {**flags, **values}.items():
+                setattr(row, k, v)
+            updated.append(row)
+        ordered.append(row)
+    if created:
+        model.objects.bulk_create(created)
+    if updated:
+        model.objects.bulk_update(updated, [*flags, *{k for item in items for k in item if k != key}])
+    return ordered
+
+
+def upsert_resources(organization: Organization, items: list[dict]) -> list[Resource]:
+    return upsert_by_external(Resource, organization, "external_id", items)

@@ -1,0 +1,205 @@
+"""Arrivy-style upsert: create or update by the integrator's own id."""
+
+import threading
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from tasks.models import Group, Person, StatusType, Task
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/express/tasks/upsert/{}"
+
+FULL = {
+    "title": "Install dishwasher",
+    "details": "Bring the 60 cm model",
+    "start_datetime": "2026-12-01T09:00:00",
+    "end_datetime": "2026-12-01 11:00:00",
+    "enable_time_window_display": True,
+    "time_window_start": 60,
+    "customer_first_name": "Ada",
+    "customer_last_name": "Lovelace",
+    "customer_email": "ada@example.com",
+    "customer_mobile_number": "+1 212 555 0142",
+    "customer_address_line_1": "1 Main St",
+    "customer_city": "New York",
+    "customer_zipcode": "10001",
+    "customer_exact_location": {"lat": 40.75, "lng": -73.99},
+    "additional_addresses": [{"title": "Depot", "address_line_1": "9 Dock Rd", "city": "Newark"}],
+    "entities": [{"external_id": "crew-1", "name": "Bob Smith"}, {"external_id": "crew-2", "first_name": "Cy"}],
+    "resources": [{"external_id": "van-7", "name": "Van 7", "type": "vehicle"}],
+    "extra_fields": {"order_no": "A-1"},
+    "notifications": {"sms": True, "email": False},
+    "external_url": "https://crm.example.com/orders/A-1",
+}
+
+
+def test_upsert_creates_a_task_with_everything_sent(api, org):
+    response = api.put(URL.format("ord-1"), FULL, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["external_id"] == "ord-1"
+    assert body["version"] == 1
+    assert body["status"] == "NOTSTARTED"
+    assert body["tracker_url"] == f"https://taskhub.test/t/{body['url_safe_id']}"
+    assert len(body["url_safe_id"]) == 22
+    # Naive datetimes are in the organization's zone (America/New_York: UTC-5 in December).
+    assert body["start_datetime"].startswith("2026-12-01T14:00:00")
+    assert body["customer"]["mobile_number"] == "+12125550142"
+    assert [a["title"] for a in body["addresses"]] == ["", "Depot"]
+    assert body["addresses"][0]["lat"] == 40.75
+    assert len(body["entity_ids"]) == 2
+    assert body["notifications"] == {"sms": True, "email": False}
+    task = Task.objects.get(external_id="ord-1")
+    assert set(task.assignees.values_list("external_ref", flat=True)) == {"crew-1", "crew-2"}
+    assert Person.objects.get(external_ref="crew-1").last_name == "Smith"
+    assert task.resources.get().external_id == "van-7"
+    assert task.statuses.get().type == StatusType.NOTSTARTED
+
+
+def test_upsert_twice_updates_the_same_task_with_only_the_fields_sent(api, org):
+    api.put(URL.format("ord-1"), FULL, format="json")
+    response = api.post(URL.format("ord-1"), {"title": "Install dishwasher (rush)"}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["title"] == "Install dishwasher (rush)"
+    assert body["details"] == "Bring the 60 cm model"
+    assert body["version"] == 2
+    assert len(body["entity_ids"]) == 2
+    assert Task.objects.count() == 1
+
+
+def test_an_upsert_that_changes_nothing_keeps_the_version(api, org):
+    api.put(URL.format("ord-1"), FULL, format="json")
+    assert api.put(URL.format("ord-1"), FULL, format="json").json()["version"] == 1
+
+
+def test_entity_ids_replace_the_crew(api, org):
+    crew = Person.objects.create(organization=org, first_name="Dee", is_crew=True)
+    api.put(URL.format("ord-1"), FULL, format="json")
+    body = api.put(URL.format("ord-1"), {"entity_ids": [crew.pk]}, format="json").json()
+    assert body["entity_ids"] == [crew.pk]
+
+
+def test_customer_address_fields_merge_into_the_first_address(api, org):
+    api.put(URL.format("ord-1"), FULL, format="json")
+    body = api.put(URL.format("ord-1"), {"customer_zipcode": "10002"}, format="json").json()
+    assert body["addresses"][0]["address_line_1"] == "1 Main St"
+    assert body["addresses"][0]["zipcode"] == "10002"
+    assert body["addresses"][1]["title"] == "Depot"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"start_datetime": "tomorrow"}, "start_datetime"),
+        ({"start_datetime": "2026-13-01T00:00:00"}, "start_datetime"),
+        ({"start_datetime": "9999-01-01T00:00:00"}, "start_datetime"),
+        ({"customer_phone": "12"}, "customer_phone"),
+        ({"customer_email": "not-an-email"}, "customer_email"),
+        ({"entity_ids": [999999]}, "entity_ids"),
+        ({"group_id": "424242"}, "group_id"),
+        ({"customer_id": "00000000-0000-0000-0000-000000000000"}, "customer_id"),
+        ({"colour": "red"}, "colour"),
+        ({"time_window_start": -5}, "time_window_start"),
+        ({"customer_exact_location": {"lat": 91, "lng": 0}}, "customer_exact_location"),
+        ({"start_datetime": "2026-12-02T10:00:00", "end_datetime": "2026-12-02T09:00:00"}, "end_datetime"),
+        ({"entities": [{"name": "no id"}]}, "entities"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(api, org, payload, field):
+    response = api.put(URL.format("ord-bad"), payload, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["type"] == "validation_error"
+    assert field in error["fields"]
+    assert not Task.objects.exists()
+    assert not Person.objects.exists()
+
+
+def test_group_and_resources_resolve_within_the_organization_only(api, org, other_org):
+    foreign = Group.objects.create(organization=other_org, name="Theirs")
+    response = api.put(URL.format("ord-1"), {"group_id": foreign.pk}, format="json")
+    assert response.status_code == 400
+    assert "group_id" in response.json()["error"]["fields"]
+    mine = Group.objects.create(organization=org, name="Mine")
+    body = api.put(URL.format("ord-1"), {"group_id": str(mine.identifier)}, format="json").json()
+    assert body["group_id"] == mine.pk
+
+
+def test_the_same_external_id_in_two_organizations_is_two_tasks(api, other_api):
+    assert api.put(URL.format("shared"), {"title": "A"}, format="json").status_code == 201
+    assert other_api.put(URL.format("shared"), {"title": "B"}, format="json").status_code == 201
+    assert sorted(Task.objects.values_list("title", flat=True)) == ["A", "B"]
+
+
+def test_get_list_and_delete_by_external_id(api, other_api, org):
+    api.put(URL.format("ord-1"), FULL, format="json")
+    assert api.get("/api/express/tasks/ord-1").json()["title"] == "Install dishwasher"
+    assert other_api.get("/api/express/tasks/ord-1").status_code == 404
+    listed = api.get("/api/express/tasks", {"from": "2026-12-01", "to": "2026-12-02"}).json()
+    assert [t["external_id"] for t in listed["results"]] == ["ord-1"]
+    assert other_api.get("/api/express/tasks").json()["results"] == []
+    assert other_api.delete("/api/express/tasks/ord-1").status_code == 404
+    assert api.delete("/api/express/tasks/ord-1").status_code == 204
+    assert api.get("/api/express/tasks/ord-1").status_code == 404
+    assert Task.objects.get().deleted_at is not None  # soft delete keeps history
+
+
+def test_list_filters_by_entity_customer_and_unscheduled(api, org):
+    api.put(URL.format("a"), FULL, format="json")
+    api.put(URL.format("b"), {"title": "B", "unscheduled": True}, format="json")
+    crew = Person.objects.get(external_ref="crew-1")
+    by_entity = api.get("/api/express/tasks", {"entity_id": crew.pk}).json()["results"]
+    assert [t["external_id"] for t in by_entity] == ["a"]
+    unscheduled = api.get("/api/express/tasks", {"unscheduled": "true"}).json()["results"]
+    assert [t["external_id"] for t in unscheduled] == ["b"]
+    assert api.get("/api/express/tasks", {"from": "soon"}).status_code == 400
+
+
+def test_upsert_query_count_does_not_grow_with_nested_items(api, org, django_assert_max_num_queries):
+    def payload(n: int) -> dict:
+        return {
+            **FULL,
+            "customer_email": f"customer-{n}@example.com",
+            "additional_addresses": [{"address_line_1": f"{i} Side St"} for i in range(n)],
+            "entities": [{"external_id": f"crew-{n}-{i}", "name": f"Crew {i}"} for i in range(n)],
+            "resources": [{"external_id": f"res-{n}-{i}", "name": f"Res {i}"} for i in range(n)],
+        }
+
+    api.get("/api/me")  # the token's last-use stamp is written at most once a minute
+    counts = {}
+    for n in (1, 20):
+        with CaptureQueriesContext(connections["default"]) as ctx:
+            assert api.put(URL.format(f"n{n}"), payload(n), format="json").status_code == 201
+        counts[n] = len(ctx.captured_queries)
+    assert counts[1] == counts[20]
+    with django_assert_max_num_queries(counts[1]):
+        assert api.put(URL.format("n20"), {**payload(20), "title": "changed"}, format="json").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_upserts_of_one_new_external_id_create_exactly_one_task(org, token):
+    results: list[int] = []
+
+    def upsert(i: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            response = client.put(URL.format("race"), {"title": f"t{i}", "extra_fields": {"i": i}}, format="json")
+            results.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=upsert, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200] * 19 + [201]
+    task = Task.objects.get(external_id="race")
+    assert task.version == 20
+    assert task.title == f"t{task.extra_fields['i']}"
