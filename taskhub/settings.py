@@ -129,6 +129,18 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"] = {
+    "task": "webhooks.tasks.sweep_webhook_deliveries",
+    "schedule": 5.0,
+    "options": {"expires": 5},
+}
+
+# --- Outgoing webhooks ----------------------------------------------------------------------
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")  # CIDRs let through the SSRF guard
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", 15))
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env_int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 4)
+WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 200)
+WEBHOOK_SWEEP_THREADS = env_int("WEBHOOK_SWEEP_THREADS", 16)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,157 @@
+"""Webhook services: emit events into the outbox, manage endpoints, resend and recover messages."""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from taskhub.errors import Conflict, ValidationFailed
+from taskhub.models import Organization
+
+from .models import PREVIOUS_SECRET_TTL, Delivery, Endpoint, Event, new_secret
+
+logger = logging.getLogger(__name__)
+
+RECOVER_WINDOW = timedelta(days=30)
+ENDPOINT_DISABLED = "endpoint.disabled"
+WEBHOOK_TEST = "webhook.test"
+
+
+def emit(
+    *,
+    organization: Organization,
+    type: str,
+    data: dict[str, Any],
+    task=None,
+    request_id: str | None = None,
+) -> Event | None:
+    """Write an event and one delivery per subscribed endpoint, in the caller's transaction.
+
+    Returns None and writes nothing when no enabled endpoint of the organization subscribes to
+    `type`: the message log is the log of what was sent. Three queries whatever the fan-out.
+    """
+    endpoints = [
+        endpoint
+        for endpoint in Endpoint.objects.filter(organization=organization, enabled=True)
+        if endpoint.subscribes_to(type)
+    ]
+    if not endpoints:
+        return None
+    return _emit_to(endpoints, organization=organization, type=type, data=data, task=task, request_id=request_id)
+
+
+def _emit_to(
+    endpoints: Iterable[Endpoint], *, organization: Organization, type: str, data: dict, task=None, request_id=None
+) -> Event:
+    now = timezone.now()
+    event = Event.objects.create(
+        organization=organization,
+        type=type,
+        payload={"type": type, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data},
+        task=task,
+        request_id=request_id or "",
+        created_at=now,
+    )
+    deliveries = Delivery.objects.bulk_create(
+        [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for endpoint in endpoints]
+    )
+    enqueue_on_commit(delivery for delivery in deliveries if delivery.endpoint.rate_limit is None)
+    return event
+
+
+def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
+    """First attempt right after commit; rate-limited endpoints are metered by the sweeper instead."""
+    ids = [delivery.pk for delivery in deliveries]
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids))
+
+
+def _enqueue(ids: list[int]) -> None:
+    from .tasks import deliver_webhook
+
+    try:
+        for delivery_id in ids:
+            deliver_webhook.delay(delivery_id)
+    except Exception:
+        # The rows are committed: the sweeper delivers them when the broker is back.
+        logger.warning("Could not enqueue webhook deliveries %s; the sweeper will pick them up.", ids, exc_info=True)
+
+
+def endpoint_rotate_secret(*, endpoint: Endpoint) -> str:
+    """Give the endpoint a new secret; the old one keeps signing alongside it for 24 h."""
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = timezone.now() + PREVIOUS_SECRET_TTL
+    endpoint.secret = new_secret()
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return endpoint.secret
+
+
+@transaction.atomic
+def endpoint_send_test(*, endpoint: Endpoint) -> Event:
+    """Send a `webhook.test` event to this endpoint only, whatever its filter."""
+    if not endpoint.enabled:
+        raise Conflict("The endpoint is disabled; enable it before sending a test.", {"enabled": ["false"]})
+    data = {"endpoint_id": endpoint.pk, "message": "This is a test event from TaskHub."}
+    return _emit_to([endpoint], organization=endpoint.organization, type=WEBHOOK_TEST, data=data)
+
+
+def endpoint_enable(*, endpoint: Endpoint) -> None:
+    endpoint.enabled = True
+    endpoint.disabled_at = None
+    endpoint.disabled_reason = ""
+    endpoint.failing_since = None
+
+
+@transaction.atomic
+def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
+    """Stop sending to the endpoint and tell the organization's other endpoints why."""
+    updated = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
+        enabled=False, disabled_at=timezone.now(), disabled_reason=reason[:255], updated_at=timezone.now()
+    )
+    endpoint.refresh_from_db()
+    if updated:
+        data = {
+            "endpoint_id": endpoint.pk,
+            "url": endpoint.url,
+            "reason": endpoint.disabled_reason,
+            "failing_since": endpoint.failing_since,
+            "disabled_at": endpoint.disabled_at,
+        }
+        emit(organization=endpoint.organization, type=ENDPOINT_DISABLED, data=data)
+
+
+@transaction.atomic
+def message_resend(*, event: Event) -> list[Delivery]:
+    """Send the message again, with the same id and payload, to each of its still-enabled endpoints."""
+    deliveries = list(event.deliveries.select_related("endpoint").filter(endpoint__enabled=True))
+    if not deliveries:
+        raise Conflict("None of this message's endpoints is enabled.")
+    return _reschedule(deliveries)
+
+
+@transaction.atomic
+def endpoint_recover(*, endpoint: Endpoint, since: datetime) -> list[Delivery]:
+    """Re-send the endpoint's messages that did not get through since `since` (at most 30 days back)."""
+    if since < timezone.now() - RECOVER_WINDOW:
+        raise ValidationFailed("Messages can be recovered up to 30 days back.", {"since": ["more than 30 days ago"]})
+    if not endpoint.enabled:
+        raise Conflict("The endpoint is disabled; enable it before recovering its messages.", {"enabled": ["false"]})
+    deliveries = endpoint.deliveries.select_related("endpoint").filter(
+        created_at__gte=since, status__in=[Delivery.Status.FAILED, Delivery.Status.DEAD]
+    )
+    return _reschedule(list(deliveries))
+
+
+def _reschedule(deliveries: list[Delivery]) -> list[Delivery]:
+    now = timezone.now()
+    for delivery in deliveries:
+        delivery.status = Delivery.Status.PENDING
+        delivery.attempts = 0
+        delivery.next_attempt_at = now
+        delivery.locked_until = None
+    Delivery.objects.bulk_update(deliveries, ["status", "attempts", "next_attempt_at", "locked_until"])
+    enqueue_on_commit(d for d in deliveries if d.endpoint.rate_limit is None)
+    return deliveries

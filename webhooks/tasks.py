@@ -1,0 +1,23 @@
+"""Celery tasks: thin, idempotent shells over webhooks.delivery."""
+
+from celery import shared_task
+
+from . import delivery as domain
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Attempt one delivery if it is still due and no other worker holds it."""
+    claimed = domain.claim(delivery_id)
+    if claimed is None:
+        return  # final, not due yet, or being sent by another worker
+    if not domain.endpoint_has_room(claimed):
+        domain.release(claimed)  # the endpoint is busy: the sweeper sends it when a slot frees up
+        return
+    domain.attempt_delivery(claimed)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_webhook_deliveries() -> int:
+    """Every few seconds: send what is due and was never enqueued, or is due for a retry."""
+    return domain.deliver_due()
