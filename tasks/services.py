@@ -42,7 +42,7 @@ def bump_version(task: Task) -> None:
     task.refresh_from_db(fields=["version", "updated_at"])
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def task_report_status(
     *,
     task: Task,
@@ -85,7 +85,7 @@ def task_report_status(
     return entry
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def task_assign(*, task: Task, crew: Iterable[Person], replace: bool = False) -> set[int]:
     """Assign crew (added to those already assigned unless `replace`); returns the ids added."""
     task = lock_task(task)
@@ -100,7 +100,7 @@ def task_assign(*, task: Task, crew: Iterable[Person], replace: bool = False) ->
     return added
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def task_delete(*, task: Task, request_id: str | None = None, suppress_webhooks: bool = False) -> Task:
     """Soft-delete: the task leaves lists and its external id is free again; its history stays."""
     task = lock_task(task)

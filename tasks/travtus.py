@@ -45,7 +45,7 @@ def _create_changes(organization: Organization, data: dict[str, Any], request_id
     return TaskChanges(fields=fields, customer=customer, assignees=assignees, request_id=request_id)
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def travtus_create(*, organization: Organization, data: dict[str, Any], request_id: str) -> Task:
     """POST /task/: always a new task (an external_ref already in use is a 409)."""
     external_ref = data.get("external_ref") or None
@@ -69,7 +69,7 @@ def _target(organization: Organization, data: dict[str, Any]) -> Task:
     return task
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def travtus_update(*, organization: Organization, data: dict[str, Any], request_id: str) -> Task:
     """PATCH /task/: the fields sent, then the status change (deleted = soft delete)."""
     task = _target(organization, data)
