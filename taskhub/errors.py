@@ -79,6 +79,19 @@ _DRF_TYPES: list[tuple[type[exceptions.APIException], str]] = [
 ]
 
 
+def _message(exc: exceptions.APIException, type_: str, context: dict) -> str:
+    """Messages that tell the caller what to do instead."""
+    if type_ == "not_found":
+        return "Not found."
+    if type_ == "unsupported_media_type":
+        request = context.get("request")
+        accepted = ", ".join(parser.media_type for parser in getattr(request, "parsers", None) or [])
+        return f"{exc.detail} Send one of: {accepted}." if accepted else str(exc.detail)
+    if type_ == "rate_limited" and getattr(exc, "wait", None):
+        return f"Your organization's request rate limit is exhausted; retry in {int(exc.wait)} seconds."
+    return MESSAGES.get(type_) or str(exc.detail)
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
@@ -104,8 +117,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     for cls, type_ in _DRF_TYPES:
         if isinstance(exc, cls):
             status_code = 404 if type_ == "not_found" else exc.status_code
-            message = MESSAGES.get(type_) or (str(exc.detail) if type_ != "not_found" else "Not found.")
-            return Response(envelope(type_, message), status=status_code, headers=headers)
+            return Response(envelope(type_, _message(exc, type_, context)), status=status_code, headers=headers)
     return Response(envelope("error", str(exc.detail)), status=exc.status_code, headers=headers)
 
 

@@ -147,3 +147,26 @@ class AccessToken(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an organization's Idempotency-Key on one route, replayed to retries."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    route = models.CharField(max_length=255, help_text="Method and path, e.g. 'POST /api/task/'.")
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body.")
+    # Empty only inside the transaction that runs the first request; committed rows are complete.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The rendered JSON as text: jsonb would reorder its keys, and replays must be verbatim.
+    response_body = models.TextField(blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key", "route"], name="idempotency_record_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.route} [{self.key}]"

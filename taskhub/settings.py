@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "taskhub.middleware.ApiLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -192,6 +193,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "taskhub.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["taskhub.ratelimit.OrganizationRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TaskHub API",
@@ -202,6 +204,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 API_TOKEN_TTL_SECONDS = env_int("API_TOKEN_TTL_SECONDS", 3600)
+API_TOKEN_FAILURE_LIMIT = os.environ.get("API_TOKEN_FAILURE_LIMIT", "10/minute")  # per client_id and per IP
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600/minute")  # per organization
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024)
+API_MAX_UPLOAD_BYTES = env_int("API_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)  # multipart to .../attachments
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("IDEMPOTENCY_WAIT_SECONDS", 10))  # then 409 "in progress"
 
 LOGGING = {
     "version": 1,
