@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["DeliveryStatusEnum"] = "webhooks.models.Delivery.Status"
+
 API_TOKEN_TTL_SECONDS = env_int("API_TOKEN_TTL_SECONDS", 3600)
 API_TOKEN_FAILURE_LIMIT = os.environ.get("API_TOKEN_FAILURE_LIMIT", "10/minute")  # per client_id and per IP
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600/minute")  # per organization

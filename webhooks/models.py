@@ -18,6 +18,25 @@ PREVIOUS_SECRET_TTL = timedelta(hours=24)
 RESPONSE_BODY_LIMIT = 20 * 1024
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+# The event catalogue (docs/webhooks.md); an endpoint's `event_types` filter picks from it.
+EVENT_TYPES = (
+    "task.created",
+    "task.updated",
+    "task.status_changed",
+    "task.assigned",
+    "task.unassigned",
+    "task.rescheduled",
+    "task.deleted",
+    "task.rated",
+    "task.customer_message",
+    "task.late",
+    "request.completed",
+    "request.failed",
+    "notification.failed",
+    "endpoint.disabled",
+    "webhook.test",
+)
+
 
 def new_secret() -> str:
     """`whsec_` + base64 of 32 random bytes, as the Standard Webhooks libraries expect."""

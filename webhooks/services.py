@@ -98,13 +98,6 @@ def endpoint_send_test(*, endpoint: Endpoint) -> Event:
     return _emit_to([endpoint], organization=endpoint.organization, type=WEBHOOK_TEST, data=data)
 
 
-def endpoint_enable(*, endpoint: Endpoint) -> None:
-    endpoint.enabled = True
-    endpoint.disabled_at = None
-    endpoint.disabled_reason = ""
-    endpoint.failing_since = None
-
-
 @transaction.atomic
 def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
     """Stop sending to the endpoint and tell the organization's other endpoints why."""
@@ -155,3 +148,28 @@ def _reschedule(deliveries: list[Delivery]) -> list[Delivery]:
     Delivery.objects.bulk_update(deliveries, ["status", "attempts", "next_attempt_at", "locked_until"])
     enqueue_on_commit(d for d in deliveries if d.endpoint.rate_limit is None)
     return deliveries
+
+
+ENDPOINT_FIELDS = ("url", "description", "event_types", "enabled", "headers", "rate_limit")
+
+
+def endpoint_create(*, organization: Organization, **fields: Any) -> Endpoint:
+    """A new endpoint with a fresh secret; the caller shows the secret once."""
+    return Endpoint.objects.create(organization=organization, **_only(fields))
+
+
+def endpoint_update(*, endpoint: Endpoint, **fields: Any) -> Endpoint:
+    """Change an endpoint; enabling it again clears why it was disabled and its failure clock."""
+    was_enabled = endpoint.enabled
+    for name, value in _only(fields).items():
+        setattr(endpoint, name, value)
+    if endpoint.enabled and not was_enabled:
+        endpoint.disabled_at, endpoint.disabled_reason, endpoint.failing_since = None, "", None
+    elif was_enabled and not endpoint.enabled:
+        endpoint.disabled_at, endpoint.disabled_reason = timezone.now(), "Disabled by the organization."
+    endpoint.save()
+    return endpoint
+
+
+def _only(fields: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if name in ENDPOINT_FIELDS}
