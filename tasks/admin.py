@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -148,14 +149,16 @@ class TaskActionsMixin:
         reported, refused = 0, []
         for task in queryset:
             try:
-                task_report_status(
-                    task=task,
-                    type=form.cleaned_data["type"],
-                    source=TaskStatus.Source.ADMIN,
-                    notes=form.cleaned_data["notes"],
-                    reporter_name=staff_name(request),
-                    visible_to_customer=form.cleaned_data["visible_to_customer"],
-                )
+                # Its own savepoint: a refused task must not spoil the rest of the batch.
+                with transaction.atomic():
+                    task_report_status(
+                        task=task,
+                        type=form.cleaned_data["type"],
+                        source=TaskStatus.Source.ADMIN,
+                        notes=form.cleaned_data["notes"],
+                        reporter_name=staff_name(request),
+                        visible_to_customer=form.cleaned_data["visible_to_customer"],
+                    )
                 reported += 1
             except Conflict as exc:
                 refused.append(f"{task}: {exc.message}")
