@@ -64,6 +64,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "taskhub.urls"
+# A 404 from the API must stay a 404 in the envelope, not become a redirect to a slashed URL.
+APPEND_SLASH = False
 WSGI_APPLICATION = "taskhub.wsgi.application"
 
 TEMPLATES = [
@@ -203,6 +205,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "taskhub.schema.add_error_envelope",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusTypeEnum": "tasks.models.StatusType",
+        "ImportanceEnum": "tasks.models.Importance",
+        "CoarseStatusEnum": ["created", "in_progress", "completed", "deleted"],
+        "StatusSourceEnum": "tasks.models.TaskStatus.Source",
+    },
 }
 
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["DeliveryStatusEnum"] = "webhooks.models.Delivery.Status"
@@ -212,6 +224,7 @@ API_TOKEN_FAILURE_LIMIT = os.environ.get("API_TOKEN_FAILURE_LIMIT", "10/minute")
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600/minute")  # per organization
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024)
 API_MAX_UPLOAD_BYTES = env_int("API_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)  # multipart to .../attachments
+ATTACHMENT_LINK_MAX_AGE = env_int("ATTACHMENT_LINK_MAX_AGE", 7 * 24 * 3600)  # signed file links, seconds
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("IDEMPOTENCY_WAIT_SECONDS", 10))  # then 409 "in progress"
 

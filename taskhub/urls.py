@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from tasks.views import attachment_file
+
 from .api import MeView
 from .oauth import TokenView
 
@@ -27,6 +29,7 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("files/<str:token>", attachment_file, name="attachment-file"),
 ]
 
 if settings.DEBUG:

@@ -161,6 +161,11 @@ def status_arguments(request: Request, data: dict) -> dict:
     extra = dict(data.get("extra_fields") or {})
     notes = data.get("notes", extra.pop("notes", ""))
     visible = data.get("visible_to_customer", extra.pop("visible_to_customer", True))
+    files = extra.pop("files", None)
+    if files is not None and not isinstance(files, list):
+        raise ValidationFailed(
+            "extra_fields.files must be a list of attachment ids.", {"extra_fields": {"files": ["Must be a list."]}}
+        )
     reporter = None
     if data.get("reporter_id"):
         from .models import Person
@@ -176,6 +181,7 @@ def status_arguments(request: Request, data: dict) -> dict:
         "reporter": reporter,
         "reporter_name": data.get("reporter_name", ""),
         "extra_fields": extra,
+        "files": files,
     }
 
 

@@ -6,13 +6,23 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import arrivy
 from .api import org_tasks, status_arguments, validated
-from .models import Group, Importance, Person, Resource, StatusType, Task, TaskStatus, Unit
-from .serializers import PhoneField, StatusInSerializer, StatusOutSerializer, TaskOutSerializer, UpsertSerializer
+from .attachments import attachment_create
+from .models import Attachment, Group, Importance, Person, Resource, StatusType, Task, TaskStatus, Unit
+from .serializers import (
+    AttachmentInSerializer,
+    AttachmentOutSerializer,
+    PhoneField,
+    StatusInSerializer,
+    StatusOutSerializer,
+    TaskOutSerializer,
+    UpsertSerializer,
+)
 from .services import task_delete, task_report_status, task_update
 
 EXPANDABLE = ("customer", "addresses")
@@ -102,6 +112,23 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destr
             return Response(StatusOutSerializer(entry).data, status=status.HTTP_201_CREATED)
         page = self.paginate_queryset(TaskStatus.objects.filter(task=task))
         return self.get_paginated_response(StatusOutSerializer(page, many=True).data)
+
+    @extend_schema(methods=["GET"], responses=AttachmentOutSerializer(many=True))
+    @extend_schema(methods=["POST"], request={"multipart/form-data": AttachmentInSerializer},
+                   responses={201: AttachmentOutSerializer})  # fmt: skip
+    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser], filterset_class=None)
+    def attachments(self, request: Request, identifier=None) -> Response:
+        """Files, notes and pictures of the task; referenced by id from status reports' extra_fields.files."""
+        task = self.get_object()
+        if request.method == "POST":
+            data = validated(AttachmentInSerializer, request)
+            attachment = attachment_create(
+                task=task, upload=data.get("file"), note=data.get("note", ""),
+                visible_to_customer=data["visible_to_customer"],
+            )  # fmt: skip
+            return Response(AttachmentOutSerializer(attachment).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(Attachment.objects.filter(task=task))
+        return self.get_paginated_response(AttachmentOutSerializer(page, many=True).data)
 
 
 # --- Reference data ---------------------------------------------------------------------------

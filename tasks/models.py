@@ -3,6 +3,7 @@
 import secrets
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -12,6 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 from taskhub.models import Organization
 from taskhub.phones import normalize_phone, validate_e164
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    """A random name: stored files are never found by guessing or listing."""
+    suffix = "".join(Path(filename).suffixes[-1:]).lower()[:10]
+    return f"attachments/{instance.organization_id}/{secrets.token_urlsafe(16)}{suffix}"
 
 
 def new_tracker_token() -> str:
@@ -335,7 +342,8 @@ class Attachment(OrgOwned):
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attachments")
     status = models.ForeignKey(TaskStatus, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments")
-    file = models.FileField(upload_to="attachments/%Y/%m/", blank=True)
+    file = models.FileField(upload_to=attachment_path, blank=True, max_length=200)
+    filename = models.CharField(max_length=255, blank=True, help_text="The name it was uploaded with.")
     content_type = models.CharField(max_length=100, blank=True)
     size = models.PositiveIntegerField(default=0)
     note = models.TextField(blank=True)
@@ -346,7 +354,7 @@ class Attachment(OrgOwned):
         ordering = ["task", "created_at"]
 
     def __str__(self) -> str:
-        return self.file.name.rsplit("/", 1)[-1] if self.file else (self.note[:40] or f"attachment {self.pk}")
+        return self.filename or self.note[:40] or f"attachment {self.pk}"
 
 
 class Rating(OrgOwned):

@@ -10,7 +10,8 @@ from rest_framework import serializers
 
 from taskhub.phones import normalize_phone
 
-from .models import Importance, Person, StatusType, Task, TaskAddress, TaskStatus
+from .attachments import signed_url
+from .models import Attachment, Importance, Person, StatusType, Task, TaskAddress, TaskStatus
 from .parsing import DateTimeInputError, parse_datetime_in_zone
 
 MAX_NESTED = 100
@@ -245,6 +246,28 @@ class StatusOutSerializer(serializers.ModelSerializer):
         model = TaskStatus
         fields = ["id", "type", "time", "reporter_id", "reporter_name", "source", "notes", "visible_to_customer",
                   "extra_fields", "created_at"]  # fmt: skip
+
+
+# --- Attachments ---
+
+
+class AttachmentInSerializer(StrictSerializer):
+    file = serializers.FileField(required=False, allow_empty_file=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    visible_to_customer = serializers.BooleanField(required=False, default=False)
+
+
+class AttachmentOutSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="Signed link to the file, valid ATTACHMENT_LINK_MAX_AGE.")
+    status_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Attachment
+        fields = ["id", "filename", "content_type", "size", "note", "visible_to_customer", "status_id", "url",
+                  "created_at"]  # fmt: skip
+
+    def get_url(self, attachment: Attachment) -> str | None:
+        return signed_url(attachment) if attachment.file else None
 
 
 # --- Travtus ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from taskhub.errors import Conflict
 from taskhub.models import Organization
 
 from . import events
+from .attachments import attach_to_status
 from .models import Person, Resource, StatusType, Task, TaskAddress, TaskStatus
 
 TERMINAL = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
@@ -54,6 +55,7 @@ def task_report_status(
     reporter_name: str = "",
     visible_to_customer: bool = True,
     extra_fields: dict[str, Any] | None = None,
+    files: list | None = None,
     request_id: str | None = None,
     suppress_webhooks: bool = False,
 ) -> TaskStatus:
@@ -73,6 +75,8 @@ def task_report_status(
         visible_to_customer=visible_to_customer,
         extra_fields=extra_fields or {},
     )
+    if files:
+        attach_to_status(entry, files)
     task.status, task.status_changed_at = new, entry.time
     if new == StatusType.COMPLETE:
         task.completed_datetime = entry.time
