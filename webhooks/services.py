@@ -138,6 +138,12 @@ def endpoint_recover(*, endpoint: Endpoint, since: datetime) -> list[Delivery]:
     return _reschedule(list(deliveries))
 
 
+@transaction.atomic
+def deliveries_resend(*, deliveries: Iterable[Delivery]) -> list[Delivery]:
+    """Send these deliveries again; those whose endpoint is disabled are left as they are."""
+    return _reschedule([delivery for delivery in deliveries if delivery.endpoint.enabled])
+
+
 def _reschedule(deliveries: list[Delivery]) -> list[Delivery]:
     now = timezone.now()
     for delivery in deliveries:
