@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from taskhub.errors import ValidationFailed
+from taskhub.idempotency import idempotent
 
 from . import arrivy, travtus
 from .models import Task, TaskRequest, TaskStatus
@@ -65,6 +66,7 @@ class UpsertView(APIView):
     """Create or update a task by the integrator's own id (Arrivy's task upsert)."""
 
     @extend_schema(request=UpsertSerializer, responses={200: TaskOutSerializer, 201: TaskOutSerializer})
+    @idempotent
     def put(self, request: Request, external_id: str) -> Response:
         data = validated(UpsertSerializer, request)
         result = arrivy.arrivy_upsert(organization=request.user.organization, external_id=external_id, data=data)
@@ -73,7 +75,7 @@ class UpsertView(APIView):
 
     @extend_schema(request=UpsertSerializer, responses={200: TaskOutSerializer, 201: TaskOutSerializer})
     def post(self, request: Request, external_id: str) -> Response:
-        return self.put(request, external_id)
+        return self.put(request, external_id)  # put honours Idempotency-Key for both methods
 
 
 class ExpressTaskView(APIView):
@@ -149,6 +151,7 @@ class ExpressStatusNewView(APIView):
     """Report a status on a task (Arrivy's status/new)."""
 
     @extend_schema(request=StatusInSerializer, responses={201: StatusOutSerializer})
+    @idempotent
     def post(self, request: Request, external_id: str) -> Response:
         task = ExpressTaskView().get_object(request, external_id)
         data = validated(StatusInSerializer, request)
@@ -232,6 +235,7 @@ class TravtusTaskView(TravtusRequestMixin, APIView):
         return f"{self.request.method} /task/"
 
     @extend_schema(request=TravtusCreateSerializer, responses=TravtusResponseSerializer)
+    @idempotent
     def post(self, request: Request) -> Response:
         data = validated(TravtusCreateSerializer, request)
         task = travtus.travtus_create(organization=request.user.organization, data=data, request_id=self.request_id)
@@ -239,6 +243,7 @@ class TravtusTaskView(TravtusRequestMixin, APIView):
                         headers={"X-Request-Id": self.request_id})  # fmt: skip
 
     @extend_schema(request=TravtusUpdateSerializer, responses=TravtusResponseSerializer)
+    @idempotent
     def patch(self, request: Request) -> Response:
         data = validated(TravtusUpdateSerializer, request)
         travtus.travtus_update(organization=request.user.organization, data=data, request_id=self.request_id)

@@ -10,6 +10,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from taskhub.idempotency import idempotent
+
 from . import arrivy
 from .api import org_tasks, status_arguments, validated
 from .attachments import attachment_create
@@ -91,6 +93,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destr
         return org_tasks(self.request)
 
     @extend_schema(request=UpsertSerializer, responses=TaskResourceSerializer)
+    @idempotent
     def partial_update(self, request: Request, identifier=None) -> Response:
         task = self.get_object()
         data = validated(UpsertSerializer, request)
@@ -105,6 +108,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destr
     @extend_schema(methods=["GET"], responses=StatusOutSerializer(many=True))
     @extend_schema(methods=["POST"], request=StatusInSerializer, responses={201: StatusOutSerializer})
     @action(detail=True, methods=["get", "post"], pagination_class=KeysetPagination, filterset_class=None)
+    @idempotent
     def statuses(self, request: Request, identifier=None) -> Response:
         task = self.get_object()
         if request.method == "POST":
@@ -117,6 +121,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destr
     @extend_schema(methods=["POST"], request={"multipart/form-data": AttachmentInSerializer},
                    responses={201: AttachmentOutSerializer})  # fmt: skip
     @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser], filterset_class=None)
+    @idempotent
     def attachments(self, request: Request, identifier=None) -> Response:
         """Files, notes and pictures of the task; referenced by id from status reports' extra_fields.files."""
         task = self.get_object()
@@ -143,6 +148,8 @@ class OrgScopedViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     model: type = None
     external_key = "external_ref"
+    create = idempotent(mixins.CreateModelMixin.create)
+    partial_update = idempotent(mixins.UpdateModelMixin.partial_update)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
