@@ -127,7 +127,7 @@ class SameOrganizationForm(forms.ModelForm):
         data = super().clean()
         organization = data.get("organization") or getattr(self.instance, "organization", None)
         if isinstance(organization, Organization):
-            for name, value in data.items():
+            for name, value in list(data.items()):
                 values = value if isinstance(value, (list, models.QuerySet)) else [value]
                 if any(self._foreign(item, organization) for item in values):
                     self.add_error(name, f"Choose one that belongs to {organization}.")

@@ -217,6 +217,30 @@ def test_api_credentials_are_for_organization_admins_only(dispatcher_client, dis
     assert dispatcher_client.get(url).status_code == 200
 
 
+def test_a_task_cannot_link_a_customer_of_another_organization(admin_client, org, other_org):
+    stranger = Person.objects.create(organization=other_org, first_name="Stranger")
+    data = {
+        "organization": org.pk,
+        "title": "New job",
+        "importance": "normal",
+        "customer": stranger.pk,
+        "extra_fields": "{}",
+        "addresses-TOTAL_FORMS": 0,
+        "addresses-INITIAL_FORMS": 0,
+        "statuses-TOTAL_FORMS": 0,
+        "statuses-INITIAL_FORMS": 0,
+    }
+    response = admin_client.post(reverse("admin:tasks_task_add"), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["customer"] == ["Choose one that belongs to Acme Field Services."]
+    assert not Task.objects.exists()
+
+
+def test_task_search_finds_a_customer_by_a_nationally_formatted_phone(admin_client, world):
+    response = admin_client.get(CHANGELIST, {"q": "(212) 555-0101"})
+    assert changelist_ids(response) == {world.pk}
+
+
 # --- Actions go through the services ------------------------------------------------------------
 
 
