@@ -4,7 +4,7 @@ from typing import Any
 
 from webhooks.services import emit
 
-from .models import Task, TaskStatus
+from .models import Rating, Task, TaskStatus
 
 SCHEDULE_FIELDS = frozenset({"start_datetime", "end_datetime", "time_window_start", "unscheduled", "due_datetime"})
 
@@ -59,6 +59,19 @@ def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None
             "visible_to_customer": entry.visible_to_customer,
         },
     )
+
+
+def customer_message(task: Task, entry: TaskStatus) -> None:
+    _emit(
+        task,
+        "task.customer_message",
+        message={"id": entry.pk, "text": entry.notes, "source": entry.source, "time": entry.time.isoformat()},
+    )
+
+
+def task_rated(task: Task, rating: Rating) -> None:
+    _emit(task, "task.rated", rating={"score": rating.score, "text": rating.text,
+                                      "created_at": rating.created_at.isoformat()})  # fmt: skip
 
 
 def task_deleted(task: Task, request_id: str | None = None) -> None:

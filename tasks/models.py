@@ -314,10 +314,19 @@ class TaskStatus(OrgOwned):
         API = "api", _("API")
         ADMIN = "admin", _("Admin")
         TRACKER = "tracker", _("Tracker")
+        SMS = "sms", _("SMS reply")
         SYSTEM = "system", _("System")
+
+    class Kind(models.TextChoices):
+        STATUS = "status", _("Status report")
+        CUSTOMER_MESSAGE = "customer_message", _("Message from the customer")
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="statuses")
     type = models.CharField(max_length=32, choices=StatusType.choices)
+    kind = models.CharField(
+        max_length=20, choices=Kind.choices, default=Kind.STATUS,
+        help_text="Only status reports move the task's status; messages are journal entries alone.",
+    )  # fmt: skip
     time = models.DateTimeField(default=timezone.now)
     reporter = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reporter_name = models.CharField(max_length=200, blank=True)

@@ -244,8 +244,8 @@ class TaskOutSerializer(serializers.ModelSerializer):
 class StatusOutSerializer(serializers.ModelSerializer):
     class Meta:
         model = TaskStatus
-        fields = ["id", "type", "time", "reporter_id", "reporter_name", "source", "notes", "visible_to_customer",
-                  "extra_fields", "created_at"]  # fmt: skip
+        fields = ["id", "type", "kind", "time", "reporter_id", "reporter_name", "source", "notes",
+                  "visible_to_customer", "extra_fields", "created_at"]  # fmt: skip
 
 
 # --- Attachments ---

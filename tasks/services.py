@@ -9,12 +9,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
-from taskhub.errors import Conflict
+from taskhub.errors import Conflict, ValidationFailed
 from taskhub.models import Organization
 
 from . import events
 from .attachments import attach_to_status
-from .models import Person, Resource, StatusType, Task, TaskAddress, TaskStatus
+from .models import Person, Rating, Resource, StatusType, Task, TaskAddress, TaskStatus
 
 TERMINAL = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
 # After a terminal status the only way on is an explicit reopen to NOTSTARTED.
@@ -115,6 +115,49 @@ def task_delete(*, task: Task, request_id: str | None = None, suppress_webhooks:
         if not suppress_webhooks:
             events.task_deleted(task, request_id)
     return task
+
+
+MAX_MESSAGE_LENGTH = 2000
+
+
+@transaction.atomic
+def task_customer_message(*, task: Task, text: str, source: str = TaskStatus.Source.TRACKER) -> TaskStatus:
+    """A message from the customer (tracker page or SMS reply): a journal entry for dispatchers."""
+    text = (text or "").strip()
+    if not text or len(text) > MAX_MESSAGE_LENGTH:
+        raise ValidationFailed(
+            f"A message must be 1 to {MAX_MESSAGE_LENGTH} characters.", {"message": ["Empty or too long."]}
+        )
+    task = lock_task(task)
+    if task.is_deleted:
+        raise Conflict("The task is deleted.", {"message": ["task is deleted"]})
+    entry = TaskStatus.objects.create(
+        organization_id=task.organization_id, task=task, type=task.status, kind=TaskStatus.Kind.CUSTOMER_MESSAGE,
+        source=source, notes=text, visible_to_customer=True,
+    )  # fmt: skip
+    task.version += 1
+    task.save(update_fields=["version", "updated_at"])
+    events.customer_message(task, entry)
+    return entry
+
+
+@transaction.atomic
+def task_rate(*, task: Task, score: int, text: str = "") -> Rating:
+    """The customer's rating of a completed task, once."""
+    if not 1 <= int(score) <= 5:
+        raise ValidationFailed("A rating is a whole number from 1 to 5.", {"score": ["From 1 to 5."]})
+    if len(text) > MAX_MESSAGE_LENGTH:
+        raise ValidationFailed("The comment is too long.", {"text": [f"At most {MAX_MESSAGE_LENGTH} characters."]})
+    task = lock_task(task)
+    if task.status != StatusType.COMPLETE:
+        raise Conflict("Only a completed task can be rated.", {"score": ["The task is not complete."]})
+    if Rating.objects.filter(task=task).exists():
+        raise Conflict("This task has already been rated.", {"score": ["Already rated."]})
+    rating = Rating.objects.create(organization_id=task.organization_id, task=task, score=score, text=text.strip())
+    task.version += 1
+    task.save(update_fields=["version", "updated_at"])
+    events.task_rated(task, rating)
+    return rating
 
 
 # --- Create and update ----------------------------------------------------------------------
