@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .admin_scoping import ADD, CHANGE, VIEW, OrgScopedAdmin, Role
-from .models import AccessToken, ApiClient, Membership, Organization
+from .models import AccessToken, ApiClient, IdempotencyRecord, Membership, Organization
 
 
 def adopt(target: models.Model, issued: models.Model) -> None:
@@ -119,3 +119,20 @@ class AccessTokenAdmin(RevokeMixin, OrgScopedAdmin):
             token.save(update_fields=["expires_at"])
         adopt(obj, token)
         messages.warning(request, f"Bearer token: {raw} — copy it now, it is not stored and will not be shown again.")
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(OrgScopedAdmin):
+    """Stored first responses to Idempotency-Keys: read here, written only by the API."""
+
+    list_display = ["created_at", "route", "key", "response_status", "organization"]
+    list_filter = ["response_status"]
+    list_select_related = ["organization"]
+    search_fields = ["=key", "route"]
+    member_permissions = {Role.ADMIN: frozenset({VIEW})}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: IdempotencyRecord | None = None) -> bool:
+        return False
