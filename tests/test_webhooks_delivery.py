@@ -363,3 +363,22 @@ class _FixedRandom(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return self.factor
+
+
+def test_a_delivery_whose_worker_died_mid_attempt_is_sent_when_its_lease_ends(
+    org, endpoint, receiver, django_capture_on_commit_callbacks
+):
+    from webhooks.delivery import claim
+
+    event = emit(org, django_capture_on_commit_callbacks)
+    delivery = event.deliveries.get()
+    assert claim(delivery.pk) is not None  # a worker took it, then vanished without recording anything
+    sweep_webhook_deliveries()
+    assert receiver.received == []
+
+    Delivery.objects.filter(pk=delivery.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    sweep_webhook_deliveries()
+
+    (request,) = receiver.wait_for(1)
+    assert request.headers["webhook-id"] == event.id
+    assert event.deliveries.get().status == Delivery.Status.SUCCEEDED
