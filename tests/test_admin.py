@@ -212,6 +212,12 @@ def test_the_task_form_offers_only_the_dispatchers_organizations(dispatcher_clie
     assert form.initial["organization"] == org.pk
 
 
+def test_a_dispatcher_sees_the_dispatch_models_on_the_admin_index(dispatcher_client):
+    page = dispatcher_client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:tasks_task_changelist") in page
+    assert reverse("admin:taskhub_accesstoken_changelist") not in page
+
+
 def test_api_credentials_are_for_organization_admins_only(dispatcher_client, dispatcher, org):
     url = reverse("admin:taskhub_accesstoken_changelist")
     assert dispatcher_client.get(url).status_code == 403
