@@ -147,6 +147,48 @@ WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env_int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT
 WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 200)
 WEBHOOK_SWEEP_THREADS = env_int("WEBHOOK_SWEEP_THREADS", 16)
 
+# --- Notifications: email, SMS (docs/notifications.md) -------------------------------------
+# Django's mailer from the classic EMAIL_* variables; no EMAIL_HOST (`make run`): the console.
+EMAIL_TIMEOUT_SECONDS = env_int("EMAIL_TIMEOUT", 15)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TaskHub <notifications@localhost>")
+if os.environ.get("EMAIL_HOST"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": os.environ["EMAIL_HOST"],
+                "port": env_int("EMAIL_PORT", 25),
+                "username": os.environ.get("EMAIL_HOST_USER", ""),
+                "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": env_bool("EMAIL_USE_TLS", False),
+                "timeout": EMAIL_TIMEOUT_SECONDS,
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")  # twilio | console
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/")
+NOTIFICATION_SWEEP_BATCH = env_int("NOTIFICATION_SWEEP_BATCH", 100)
+CELERY_BEAT_SCHEDULE["sweep-notifications"] = {
+    "task": "notifications.tasks.sweep_notifications",
+    "schedule": 5.0,
+    "options": {"expires": 5},
+}
+CELERY_BEAT_SCHEDULE["plan-reminders"] = {
+    "task": "notifications.tasks.plan_reminders",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
+CELERY_BEAT_SCHEDULE["plan-digests"] = {
+    "task": "notifications.tasks.plan_digests",
+    "schedule": 60.0,
+    "options": {"expires": 60},
+}
+
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

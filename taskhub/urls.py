@@ -30,6 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("files/<str:token>", attachment_file, name="attachment-file"),
+    path("hooks/", include("notifications.urls")),
 ]
 
 if settings.DEBUG:

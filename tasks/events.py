@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from notifications import services as notifications
 from webhooks.services import emit
 
 from .models import Rating, Task, TaskStatus
@@ -34,12 +35,17 @@ def task_changed(
 ) -> None:
     if created:
         _emit(task, "task.created", request_id)
+        notifications.plan(task=task, event="created")
+        if crew_added:
+            notifications.plan(task=task, event="assigned", crew_ids=crew_added)
         return
     _emit(task, "task.updated", request_id, changed=sorted(changed))
     if SCHEDULE_FIELDS.intersection(changed):
         _emit(task, "task.rescheduled", request_id)
+        notifications.plan(task=task, event="rescheduled")
     if crew_added:
         _emit(task, "task.assigned", request_id, entity_ids_added=sorted(crew_added))
+        notifications.plan(task=task, event="assigned", crew_ids=crew_added)
     if crew_removed:
         _emit(task, "task.unassigned", request_id, entity_ids_removed=sorted(crew_removed))
 
@@ -59,6 +65,7 @@ def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None
             "visible_to_customer": entry.visible_to_customer,
         },
     )
+    notifications.plan(task=task, event=f"status:{entry.type}", occurrence=f"s{entry.pk}")
 
 
 def customer_message(task: Task, entry: TaskStatus) -> None:
@@ -76,6 +83,7 @@ def task_rated(task: Task, rating: Rating) -> None:
 
 def task_deleted(task: Task, request_id: str | None = None) -> None:
     _emit(task, "task.deleted", request_id)
+    notifications.withdraw(task=task)
 
 
 def request_finished(

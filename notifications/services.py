@@ -1,0 +1,255 @@
+"""Notification services: plan messages in the caller's transaction, resend them, manage opt-outs."""
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from taskhub.models import Organization
+from tasks.models import Person, Task
+
+from .defaults import create_default_set
+from .models import (
+    EVENTS,
+    Audience,
+    Channel,
+    Notification,
+    NotificationSettings,
+    Suppression,
+    TemplateRule,
+    TemplateSet,
+)
+from .policy import quiet_hours_end
+from .rendering import SMS_MAX_LENGTH, RenderError, digest_context, render, task_context
+
+logger = logging.getLogger(__name__)
+
+
+def settings_for(organization: Organization) -> NotificationSettings:
+    """The organization's notification settings, created with the defaults on first use."""
+    found, _ = NotificationSettings.objects.get_or_create(organization=organization)
+    return found
+
+
+def default_set_for(organization: Organization) -> TemplateSet:
+    """The organization's default template set, created with the default rules on first use."""
+    found = TemplateSet.objects.filter(organization=organization, is_default=True).first()
+    return found or create_default_set(organization.pk, TemplateSet, TemplateRule)
+
+
+def template_set_for(task: Task) -> TemplateSet:
+    """The set `task.template` names; the organization's default for an empty or unknown key."""
+    if task.template:
+        found = TemplateSet.objects.filter(organization_id=task.organization_id, key=task.template).first()
+        if found:
+            return found
+    return default_set_for(task.organization)
+
+
+def occurrence_of(task: Task, event: str) -> str:
+    """What makes one event unique on a task: its version (a status entry's id is passed in instead)."""
+    if event == "reminder" and task.reminder_datetime:
+        return task.reminder_datetime.isoformat()
+    return f"v{task.version}"
+
+
+@transaction.atomic(savepoint=False)
+def plan(
+    *, task: Task, event: str, occurrence: str | int | None = None, crew_ids: Iterable[int] | None = None
+) -> list[Notification]:
+    """Write the messages that `event` on `task` calls for; they are sent after the caller commits.
+
+    One row per recipient and channel, keyed so that planning the same event twice (a retried
+    request, a sweep run twice) never writes, let alone sends, a second message.
+    """
+    if event not in EVENTS or task.is_deleted:
+        return []
+    rules = list(template_set_for(task).rules.filter(event=event, enabled=True))
+    if not rules:
+        return []
+    organization = task.organization
+    context = task_context(task, organization)
+    occurrence = str(occurrence if occurrence is not None else occurrence_of(task, event))
+    crew = set(crew_ids) if crew_ids is not None else None
+    rows = []
+    for rule in rules:
+        for person in recipients(task, rule.audience, crew):
+            to = address_of(person, rule.channel, task, rule.audience)
+            if to:
+                key = idempotency_key(organization.pk, task.pk, event, occurrence, person.pk, rule.channel)
+                rows.append(_build(rule, organization, task, person, to, key, {**context, **_about(person)}))
+    return write(organization, rows)
+
+
+def recipients(task: Task, audience: str, crew: set[int] | None = None) -> list[Person]:
+    """The people a rule's audience names on this task; `crew` narrows the crew to those just assigned."""
+    assigned = [p for p in task.assignees.all() if crew is None or p.pk in crew]
+    if audience == Audience.CUSTOMER:
+        return [task.customer] if task.customer else []
+    if audience == Audience.CREW:
+        return assigned
+    if audience == Audience.CREATOR:
+        return [task.creator] if task.creator else []
+    if audience == Audience.CREW_OR_CREATOR:
+        return assigned or ([task.creator] if task.creator else [])
+    return []
+
+
+def address_of(person: Person, channel: str, task: Task | None = None, audience: str = "") -> str:
+    """SMS to the mobile number, else the phone; email to the email.
+
+    A task's `notify_sms` / `notify_email` (Arrivy's `notifications`) are the customer's
+    preferences: they switch the customer's messages off, never the crew's.
+    """
+    if task is not None and audience == Audience.CUSTOMER and not customer_wants(task, channel):
+        return ""
+    if channel == Channel.SMS:
+        return person.sms_number
+    return person.email.strip().lower() if person.email else ""
+
+
+def customer_wants(task: Task, channel: str) -> bool:
+    return task.notify_sms if channel == Channel.SMS else task.notify_email
+
+
+def idempotency_key(org_id: int, task_id: int | None, event: str, occurrence: str, person_id: int, channel: str) -> str:
+    return f"{org_id}:{task_id or '-'}:{event}:{occurrence}:{person_id}:{channel}"
+
+
+def _about(person: Person) -> dict[str, Any]:
+    return {"recipient_name": person.first_name or person.full_name or person.company_name}
+
+
+def _build(
+    rule: TemplateRule,
+    organization: Organization,
+    task: Task | None,
+    person: Person,
+    to: str,
+    key: str,
+    context: dict[str, Any],
+) -> Notification:
+    row = Notification(
+        organization=organization, task=task, event=rule.event, rule=rule, recipient=person, channel=rule.channel,
+        to=to, urgent=rule.urgent, idempotency_key=key,
+    )  # fmt: skip
+    try:
+        row.subject = render(rule.subject, context)[:255] if rule.channel == Channel.EMAIL else ""
+        row.body = render(rule.body, context)
+    except RenderError as exc:
+        row.status, row.error, row.next_attempt_at = Notification.Status.FAILED, f"Template error: {exc}", None
+        return row
+    if rule.channel == Channel.SMS:
+        row.body = row.body[:SMS_MAX_LENGTH]
+    if not row.body:
+        row.status, row.error, row.next_attempt_at = Notification.Status.FAILED, "The template rendered empty.", None
+    return row
+
+
+def write(organization: Organization, rows: list[Notification], now: datetime | None = None) -> list[Notification]:
+    """Insert the rows not already there (by idempotency key); queued ones are enqueued after commit."""
+    if not rows:
+        return []
+    now = now or timezone.now()
+    _set_initial_state(organization, rows, now)
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    # ignore_conflicts leaves the primary keys unset: read back what the keys now hold.
+    written = list(Notification.objects.filter(idempotency_key__in=[row.idempotency_key for row in rows]))
+    enqueue_on_commit(row.pk for row in written if row.status == Notification.Status.QUEUED)
+    return written
+
+
+def _set_initial_state(organization: Organization, rows: list[Notification], now: datetime) -> None:
+    pending = [row for row in rows if row.status == Notification.Status.QUEUED]
+    suppressed = suppressed_addresses(organization, {(row.channel, row.to) for row in pending})
+    settings = None
+    for row in pending:
+        row.created_at, row.next_attempt_at = now, now
+        if (row.channel, row.to) in suppressed:
+            row.status, row.next_attempt_at = Notification.Status.SUPPRESSED, None
+            row.error = "Not sent: the recipient opted out."
+        elif row.channel == Channel.SMS and not row.urgent:
+            settings = settings or settings_for(organization)
+            opening = quiet_hours_end(now, organization.tz, settings.quiet_hours_start, settings.quiet_hours_end)
+            if opening is not None:
+                row.status, row.next_attempt_at = Notification.Status.HELD, opening
+
+
+def suppressed_addresses(organization: Organization, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not pairs:
+        return set()
+    rows = Suppression.objects.filter(organization=organization, address__in={to for _, to in pairs})
+    return {(channel, address) for channel, address in rows.values_list("channel", "address")} & pairs
+
+
+def enqueue_on_commit(ids: Iterable[int]) -> None:
+    """Send right after commit; the sweeper sends whatever this misses."""
+    ids = list(ids)
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids))
+
+
+def _enqueue(ids: list[int]) -> None:
+    from .tasks import send_notification
+
+    try:
+        for notification_id in ids:
+            send_notification.delay(notification_id)
+    except Exception:
+        # The rows are committed: the sweeper sends them when the broker is back.
+        logger.warning("Could not enqueue notifications %s; the sweeper will pick them up.", ids, exc_info=True)
+
+
+@transaction.atomic
+def withdraw(*, task: Task) -> int:
+    """A deleted task's messages not yet sent are not sent; returns how many were withdrawn."""
+    return Notification.objects.filter(task=task, status__in=Notification.PENDING).update(
+        status=Notification.Status.FAILED, error="Not sent: the task was deleted.", next_attempt_at=None,
+        updated_at=timezone.now(),
+    )  # fmt: skip
+
+
+@transaction.atomic
+def digest_plan(*, organization: Organization, person: Person, day, tasks: list[Task]) -> list[Notification]:
+    """One crew member's digest of `day`'s tasks, by the channels the default set's digest rules name."""
+    rules = default_set_for(organization).rules.filter(event="digest", enabled=True, audience=Audience.CREW)
+    context = digest_context(organization, person, day, tasks)
+    rows = []
+    for rule in rules:
+        to = address_of(person, rule.channel)
+        if to:
+            key = idempotency_key(organization.pk, None, "digest", day.isoformat(), person.pk, rule.channel)
+            rows.append(_build(rule, organization, None, person, to, key, context))
+    return write(organization, rows)
+
+
+@transaction.atomic
+def notification_resend(*, notification: Notification) -> Notification:
+    """Send the same message again as a new row (its own key), so the log keeps both."""
+    copy = Notification(
+        organization_id=notification.organization_id, task_id=notification.task_id, event=notification.event,
+        rule_id=notification.rule_id, recipient_id=notification.recipient_id, channel=notification.channel,
+        to=notification.to, subject=notification.subject, body=notification.body, urgent=notification.urgent,
+        idempotency_key=f"{notification.idempotency_key}:resend:{uuid.uuid4().hex[:12]}"[-255:],
+    )  # fmt: skip
+    (written,) = write(notification.organization, [copy])
+    return written
+
+
+@transaction.atomic
+def suppression_add(*, organization: Organization, channel: str, address: str, reason: str) -> Suppression:
+    """Never send to this address on this channel for this organization, until lifted."""
+    found, _ = Suppression.objects.get_or_create(
+        organization=organization, channel=channel, address=address, defaults={"reason": reason[:255]}
+    )
+    return found
+
+
+@transaction.atomic
+def suppression_lift(*, organization: Organization, channel: str, address: str) -> int:
+    deleted, _ = Suppression.objects.filter(organization=organization, channel=channel, address=address).delete()
+    return deleted
