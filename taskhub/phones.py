@@ -14,7 +14,9 @@ def normalize_phone(raw: str, region: str | None = DEFAULT_REGION) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationError(f"'{raw}' is not a phone number ({exc._msg})", code="invalid_phone") from exc
+        raise ValidationError(
+            f"'{raw}' is not a phone number; use the international form, e.g. +14155550123.", code="invalid_phone"
+        ) from exc
     if not phonenumbers.is_valid_number(number):
         raise ValidationError(
             f"'{raw}' is not a valid phone number; use the international form, e.g. +14155550123.",

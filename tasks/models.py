@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -122,10 +123,23 @@ class Person(OrgOwned):
     def sms_number(self) -> str:
         return self.mobile_number or self.phone
 
-    def clean(self) -> None:
-        # Accept national formats in forms; store E.164.
-        self.phone = normalize_phone(self.phone)
-        self.mobile_number = normalize_phone(self.mobile_number)
+    def clean_fields(self, exclude=None) -> None:
+        # Accept national formats ("(212) 555-0101") in forms and store E.164: normalise before
+        # the field validators, which insist on E.164, look at the values.
+        errors = {}
+        for name in ("phone", "mobile_number"):
+            if exclude and name in exclude:
+                continue
+            try:
+                setattr(self, name, normalize_phone(getattr(self, name)))
+            except ValidationError as exc:
+                errors[name] = exc.messages
+        try:
+            super().clean_fields(exclude=[*(exclude or []), *errors])
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
 
 
 class Resource(OrgOwned):

@@ -6,6 +6,15 @@ from rest_framework.test import APIClient
 from taskhub.models import AccessToken, Membership, Organization
 
 
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    """The suite runs with DEBUG off but without collectstatic: serve static files unhashed."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def org(db) -> Organization:
     return Organization.objects.create(slug="acme", name="Acme Field Services", timezone="America/New_York")

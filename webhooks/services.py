@@ -1,7 +1,7 @@
 """Webhook services: emit events into the outbox, manage endpoints, resend and recover messages."""
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ def emit(
     *,
     organization: Organization,
     type: str,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     task=None,
     request_id: str | None = None,
 ) -> Event | None:
@@ -32,6 +32,7 @@ def emit(
 
     Returns None and writes nothing when no enabled endpoint of the organization subscribes to
     `type`: the message log is the log of what was sent. Three queries whatever the fan-out.
+    `data` may be a callable, so a payload nobody subscribes to is never built.
     """
     endpoints = [
         endpoint
@@ -40,6 +41,8 @@ def emit(
     ]
     if not endpoints:
         return None
+    if callable(data):
+        data = data()
     return _emit_to(endpoints, organization=organization, type=type, data=data, task=task, request_id=request_id)
 
 
