@@ -1,6 +1,7 @@
 """Platform models: organizations, their staff, API clients and access tokens."""
 
 import hashlib
+import re
 import secrets
 import zoneinfo
 from datetime import timedelta
@@ -25,6 +26,16 @@ def hash_secret(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# An origin a browser may match in CSP frame-ancestors: scheme, host (optionally "*." first), port.
+FRAME_ANCESTOR = re.compile(r"^https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
+
+
+def validate_frame_ancestors(value: str) -> None:
+    bad = [origin for origin in value.split() if not FRAME_ANCESTOR.match(origin)]
+    if bad:
+        raise ValidationError(f"Not an origin: {', '.join(bad)}. Give one per line, like https://portal.example.com.")
+
+
 class Organization(models.Model):
     """A tenant: every domain row belongs to exactly one."""
 
@@ -36,6 +47,12 @@ class Organization(models.Model):
         max_length=7,
         default="#1f5fbf",
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #1f5fbf.")],
+    )
+    tracker_frame_ancestors = models.TextField(
+        blank=True,
+        validators=[validate_frame_ancestors],
+        help_text="Origins allowed to embed the customer tracker page in a frame, one per line "
+        "(https://portal.example.com, https://*.example.com). Empty: no one.",
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="organizations", blank=True

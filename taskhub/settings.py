@@ -270,6 +270,17 @@ ATTACHMENT_LINK_MAX_AGE = env_int("ATTACHMENT_LINK_MAX_AGE", 7 * 24 * 3600)  # s
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("IDEMPOTENCY_WAIT_SECONDS", 10))  # then 409 "in progress"
 
+# --- Customer tracker page (docs/tracker.md) -------------------------------------------------
+TRACKER_EXPIRY_DAYS = env_int("TRACKER_EXPIRY_DAYS", 14)  # after COMPLETE or CANCELLED: 410 Gone
+TRACKER_POLL_SECONDS = env_int("TRACKER_POLL_SECONDS", 15)
+# Map tiles, loaded by the customer's browser; empty turns the map off. The host joins the page's CSP.
+TRACKER_TILE_URL = os.environ.get("TRACKER_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+TRACKER_TILE_ATTRIBUTION = os.environ.get("TRACKER_TILE_ATTRIBUTION", "© OpenStreetMap contributors")
+# Messages and ratings posted from one tracker link, and from one IP address, per window.
+TRACKER_POST_LIMIT_PER_TOKEN = env_int("TRACKER_POST_LIMIT_PER_TOKEN", 5)
+TRACKER_POST_LIMIT_PER_IP = env_int("TRACKER_POST_LIMIT_PER_IP", 20)
+TRACKER_POST_WINDOW_SECONDS = env_int("TRACKER_POST_WINDOW_SECONDS", 600)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

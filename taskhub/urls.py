@@ -30,6 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("files/<str:token>", attachment_file, name="attachment-file"),
+    path("t/", include("tasks.tracker_urls")),
     path("hooks/", include("notifications.urls")),
 ]
 

@@ -31,6 +31,7 @@ from taskhub.phones import normalize_phone
 
 from .models import Attachment, Group, Person, Rating, Resource, StatusType, Task, TaskAddress, TaskStatus, Unit
 from .services import bump_version, task_assign, task_delete, task_report_status
+from .tracker import tracker_rotate_token
 
 
 def staff_name(request: HttpRequest) -> str:
@@ -248,7 +249,17 @@ TASK_FIELDSETS = [
     ("Who and where", {"fields": ["group", "unit", "customer", "creator", "assignees", "resources"]}),
     (
         "Status and tracking",
-        {"fields": ["status", "status_changed_at", "completed_datetime", "tracker_link", "deleted_at", "version"]},
+        {
+            "fields": [
+                "status",
+                "status_changed_at",
+                "completed_datetime",
+                "tracker_link",
+                "customer_rating",
+                "deleted_at",
+                "version",
+            ]
+        },
     ),
     (
         "Integration",
@@ -271,6 +282,7 @@ TASK_READONLY = [
     "status_changed_at",
     "completed_datetime",
     "tracker_link",
+    "customer_rating",
     "deleted_at",
     "version",
     "identifier",
@@ -305,7 +317,7 @@ class TaskAdmin(TaskActionsMixin, OrgScopedAdmin):
     fieldsets = TASK_FIELDSETS
     readonly_fields = TASK_READONLY
     inlines = [TaskAddressInline, TaskStatusInline]
-    actions = ["report_status", "assign_crew"]
+    actions = ["report_status", "assign_crew", "rotate_tracker_token"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # One query for the whole crew column, however many rows.
@@ -371,7 +383,22 @@ class TaskAdmin(TaskActionsMixin, OrgScopedAdmin):
         url = f"{settings.PUBLIC_BASE_URL}/t/{obj.url_safe_id}"
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
 
+    @admin.display(description="customer rating")
+    def customer_rating(self, obj: Task) -> str:
+        rating = getattr(obj, "rating", None) if obj.pk else None  # a missing one-to-one raises AttributeError
+        if rating is None:
+            return "—"
+        return format_html("{}/5 on {}<br>{}", rating.score, f"{rating.created_at:%Y-%m-%d %H:%M}", rating.text)
+
     # -- writes
+
+    @admin.action(description="Rotate tracker token", permissions=["change"])
+    def rotate_tracker_token(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """A new tracker link for each task; the old links answer 404 from now on."""
+        rotated = [tracker_rotate_token(task=task) for task in queryset if not task.is_deleted]
+        self.message_user(
+            request, f"New tracker link for {len(rotated)} task(s); the old links no longer work.", messages.SUCCESS
+        )
 
     def save_model(self, request: HttpRequest, obj: Task, form: forms.ModelForm, change: bool) -> None:
         if not change:

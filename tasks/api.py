@@ -34,7 +34,7 @@ def org_tasks(request: Request) -> QuerySet[Task]:
     return (
         Task.objects.alive()
         .filter(organization=request.user.organization)
-        .select_related("customer")
+        .select_related("customer", "rating")
         .prefetch_related("addresses", "assignees", "resources")
     )
 

@@ -259,6 +259,9 @@ class Task(OrgOwned):
 
     status = models.CharField(max_length=32, choices=StatusType.choices, default=StatusType.NOTSTARTED)
     status_changed_at = models.DateTimeField(default=timezone.now)
+    eta = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Expected arrival, from the latest ENROUTE report."
+    )
     version = models.PositiveBigIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from taskhub.phones import normalize_phone
 
 from .attachments import signed_url
-from .models import Attachment, Importance, Person, StatusType, Task, TaskAddress, TaskStatus
+from .models import Attachment, Importance, Person, Rating, StatusType, Task, TaskAddress, TaskStatus
 from .parsing import DateTimeInputError, parse_datetime_in_zone
 
 MAX_NESTED = 100
@@ -203,6 +203,12 @@ def tracker_url(task: Task) -> str:
     return f"{settings.PUBLIC_BASE_URL}/t/{task.url_safe_id}"
 
 
+class RatingOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Rating
+        fields = ["score", "text", "created_at"]
+
+
 class TaskOutSerializer(serializers.ModelSerializer):
     """The task as integrators read it, on every route."""
 
@@ -216,6 +222,7 @@ class TaskOutSerializer(serializers.ModelSerializer):
     group_id = serializers.IntegerField(read_only=True, allow_null=True)
     unit_id = serializers.IntegerField(read_only=True, allow_null=True)
     notifications = serializers.SerializerMethodField()
+    rating = serializers.SerializerMethodField(help_text="The customer's rating from the tracker page, or null.")
 
     class Meta:
         model = Task
@@ -225,7 +232,7 @@ class TaskOutSerializer(serializers.ModelSerializer):
             "enable_time_window_display", "time_window_start", "unscheduled", "due_datetime", "reminder_datetime",
             "completed_datetime", "customer", "addresses", "entity_ids", "resource_ids", "group_id", "unit_id",
             "notifications", "template", "extra_fields", "external_url", "relevant_conversation", "created_at",
-            "updated_at", "deleted_at",
+            "updated_at", "deleted_at", "eta", "rating",
         ]  # fmt: skip
 
     def get_tracker_url(self, task: Task) -> str:
@@ -239,6 +246,11 @@ class TaskOutSerializer(serializers.ModelSerializer):
 
     def get_notifications(self, task: Task) -> dict[str, bool]:
         return {"sms": task.notify_sms, "email": task.notify_email}
+
+    @extend_schema_field(RatingOutSerializer(allow_null=True))
+    def get_rating(self, task: Task) -> dict[str, Any] | None:
+        rating = getattr(task, "rating", None)  # a missing one-to-one raises an AttributeError subclass
+        return RatingOutSerializer(rating).data if rating is not None else None
 
 
 class StatusOutSerializer(serializers.ModelSerializer):

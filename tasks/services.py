@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,6 +15,7 @@ from taskhub.models import Organization
 from . import events
 from .attachments import attach_to_status
 from .models import Person, Rating, Resource, StatusType, Task, TaskAddress, TaskStatus
+from .parsing import DateTimeInputError, parse_datetime_in_zone
 
 TERMINAL = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
 # After a terminal status the only way on is an explicit reopen to NOTSTARTED.
@@ -63,11 +64,13 @@ def task_report_status(
     new = StatusType.parse(type) if isinstance(type, str) else type
     task = lock_task(task)
     check_transition(task, new)
+    time = time or timezone.now()
+    eta = reported_eta(task, new, extra_fields or {}, time)
     entry = TaskStatus.objects.create(
         organization_id=task.organization_id,
         task=task,
         type=new,
-        time=time or timezone.now(),
+        time=time,
         source=source,
         notes=notes,
         reporter=reporter,
@@ -77,16 +80,37 @@ def task_report_status(
     )
     if files:
         attach_to_status(entry, files)
-    task.status, task.status_changed_at = new, entry.time
+    task.status, task.status_changed_at, task.eta = new, entry.time, eta
     if new == StatusType.COMPLETE:
         task.completed_datetime = entry.time
     elif new == REOPEN:
         task.completed_datetime = None
     task.version += 1
-    task.save(update_fields=["status", "status_changed_at", "completed_datetime", "version", "updated_at"])
+    task.save(update_fields=["status", "status_changed_at", "eta", "completed_datetime", "version", "updated_at"])
     if not suppress_webhooks:
         events.status_reported(task, entry, request_id)
     return entry
+
+
+MAX_ETA_MINUTES = 24 * 60
+
+
+def reported_eta(task: Task, new: StatusType, extra: dict[str, Any], reported_at: datetime) -> datetime | None:
+    """An ENROUTE report may say when the crew arrives (`eta` or `eta_minutes`); other statuses clear it."""
+    if new != StatusType.ENROUTE:
+        return None
+    if extra.get("eta") not in (None, ""):
+        try:
+            return parse_datetime_in_zone(extra["eta"], task.organization.tz)
+        except DateTimeInputError as exc:
+            raise ValidationFailed(str(exc), {"extra_fields": {"eta": [str(exc)]}}) from None
+    minutes = extra.get("eta_minutes")
+    if minutes is None:
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= MAX_ETA_MINUTES:
+        message = f"eta_minutes must be a whole number from 0 to {MAX_ETA_MINUTES}."
+        raise ValidationFailed(message, {"extra_fields": {"eta_minutes": [message]}})
+    return reported_at + timedelta(minutes=minutes)
 
 
 @transaction.atomic

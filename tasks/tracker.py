@@ -1,0 +1,278 @@
+"""The customer's view of one task: what the tracker page and its status JSON show, and nothing more.
+
+Everything here is built from three queries: the task (with its organization, rating and first
+address), its crew, and its customer-visible journal (with the photos of those entries).
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import FilteredRelation, OuterRef, Q, Subquery
+from django.db.models.functions import JSONObject
+from django.utils import timezone
+from django.utils.formats import date_format, time_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import events
+from .attachments import IMAGE_TYPES, signed_url
+from .models import Person, StatusType, Task, TaskAddress, TaskStatus, new_tracker_token
+from .services import lock_task
+
+# What a token can look like; anything else is a 404 without touching the database.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
+JOURNAL_LIMIT = 50
+ENTRY_COLUMNS = ("pk", "type", "kind", "source", "time", "notes", "shown__pk", "shown__file", "shown__content_type",
+                 "shown__filename")  # fmt: skip
+ENDED = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
+PROBLEMS = frozenset({StatusType.EXCEPTION, StatusType.CUSTOMER_EXCEPTION})
+
+STEPS = (
+    ("scheduled", gettext_lazy("Scheduled")),
+    ("enroute", gettext_lazy("On the way")),
+    ("started", gettext_lazy("In progress")),
+    ("complete", gettext_lazy("Complete")),
+)
+STEP_OF = {StatusType.ENROUTE: 1, StatusType.STARTED: 2, StatusType.COMPLETE: 3}
+# Step-0 statuses that read well to a customer under their own name; the rest read "Scheduled".
+OWN_LABEL = frozenset({StatusType.CONFIRMED, StatusType.PREPARING, StatusType.READYFORPICKUP, StatusType.RESCHEDULED})
+
+
+# --- Loading ---------------------------------------------------------------------------------
+
+
+def first_address() -> Subquery:
+    fields = ("address_line_1", "address_line_2", "city", "state", "zipcode", "country", "lat", "lng")
+    rows = TaskAddress.objects.filter(task=OuterRef("pk")).order_by("position", "pk")
+    return Subquery(rows.values(data=JSONObject(**{name: name for name in fields}))[:1])
+
+
+def tracker_task(token: str) -> Task | None:
+    """The task behind a tracker token, with what the page needs, in one query; None when unknown."""
+    if not TOKEN_RE.match(token or ""):
+        return None
+    return (
+        Task.objects.select_related("organization", "rating")
+        .annotate(first_address=first_address())
+        .filter(url_safe_id=token)
+        .first()
+    )
+
+
+def is_expired(task: Task, now: datetime | None = None) -> bool:
+    """A finished task's page lives TRACKER_EXPIRY_DAYS after it finished."""
+    if task.status not in ENDED:
+        return False
+    return task.status_changed_at + timedelta(days=settings.TRACKER_EXPIRY_DAYS) < (now or timezone.now())
+
+
+def rating_of(task: Task):
+    return getattr(task, "rating", None)  # reverse one-to-one: missing raises an AttributeError subclass
+
+
+# --- Presentation ----------------------------------------------------------------------------
+
+
+def local(task: Task, value: datetime) -> datetime:
+    return timezone.localtime(value, task.organization.tz)
+
+
+def day_text(value: datetime) -> str:
+    return f"{date_format(value, 'l')}, {date_format(value, 'DATE_FORMAT')}"
+
+
+def clock_text(value: datetime) -> str:
+    return time_format(value, "TIME_FORMAT")
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: str
+    step: int | None  # None: exception or cancelled, shown plainly without the step indicator
+    label: str
+    detail: str
+    tone: str  # progress | complete | problem | cancelled
+
+
+def progress(task: Task) -> Progress:
+    status = StatusType(task.status)
+    if status in PROBLEMS:
+        detail = _("Something came up with this job. We will be in touch; you can also send us a message.")
+        return Progress(status, None, _("Needs attention"), detail, "problem")
+    if status == StatusType.CANCELLED:
+        detail = _("This job has been cancelled. If you did not expect this, send us a message.")
+        return Progress(status, None, _("Cancelled"), detail, "cancelled")
+    step = STEP_OF.get(status, 0)
+    if step:
+        details = {1: _("Your crew is on the way."), 2: _("Work is in progress."), 3: _("The job is done. Thank you!")}
+        return Progress(status, step, str(STEPS[step][1]), details[step], "complete" if step == 3 else "progress")
+    if task.unscheduled or not task.start_datetime:
+        return Progress(status, 0, _("Booked"), _("We will let you know when a time is set."), "progress")
+    label = status.label if status in OWN_LABEL else STEPS[0][1]
+    return Progress(status, 0, str(label), "", "progress")
+
+
+def steps(current: int | None) -> list[dict[str, Any]]:
+    """The step indicator; all 'todo' (and hidden by the page) when there is no current step."""
+    at = -1 if current is None else current
+    return [
+        {"key": key, "label": str(label), "state": "done" if i < at else "current" if i == at else "todo"}
+        for i, (key, label) in enumerate(STEPS)
+    ]
+
+
+def schedule(task: Task) -> dict[str, Any] | None:
+    """The appointment in the organization's time zone: a time window when the task shows one."""
+    if task.unscheduled or not task.start_datetime:
+        return None
+    start = local(task, task.start_datetime)
+    zone = start.tzname()
+    if not task.enable_time_window_display:
+        text = _("%(day)s at %(time)s %(zone)s") % {"day": day_text(start), "time": clock_text(start), "zone": zone}
+        return {"start": start.isoformat(), "end": None, "window": False, "text": text}
+    opens = start - timedelta(minutes=task.time_window_start or 0)
+    closes = local(task, task.end_datetime) if task.end_datetime else start
+    if opens.date() == closes.date():
+        text = _("%(day)s, between %(start)s and %(end)s %(zone)s") % {
+            "day": day_text(opens), "start": clock_text(opens), "end": clock_text(closes), "zone": zone,
+        }  # fmt: skip
+    else:
+        text = _("From %(start)s to %(end)s %(zone)s") % {
+            "start": f"{day_text(opens)} {clock_text(opens)}", "end": f"{day_text(closes)} {clock_text(closes)}",
+            "zone": zone,
+        }  # fmt: skip
+    return {"start": opens.isoformat(), "end": closes.isoformat(), "window": True, "text": text}
+
+
+def eta(task: Task) -> dict[str, Any] | None:
+    if task.status != StatusType.ENROUTE or task.eta is None:
+        return None
+    arrival = local(task, task.eta)
+    text = _("Expected around %(time)s %(zone)s") % {"time": clock_text(arrival), "zone": arrival.tzname()}
+    return {"at": arrival.isoformat(), "text": text}
+
+
+def address(task: Task) -> dict[str, Any] | None:
+    data = getattr(task, "first_address", None)
+    if not data:
+        return None
+    locality = " ".join(part for part in (data.get("zipcode"), data.get("city")) if part)
+    lines = [data.get("address_line_1"), data.get("address_line_2"), locality, data.get("state"), data.get("country")]
+    lines = [line for line in lines if line]
+    has_point = data.get("lat") is not None and data.get("lng") is not None
+    point = {"lat": data["lat"], "lng": data["lng"]} if has_point else None
+    return {"lines": lines, "point": point} if lines or point else None
+
+
+def crew(task: Task) -> list[dict[str, Any]]:
+    """First names and photos only: a customer never sees crew contact details."""
+    people = Person.objects.filter(assigned_tasks=task).only("first_name", "photo").order_by("first_name", "pk")
+    return [
+        {"first_name": person.first_name or _("Crew member"), "photo": person.photo.url if person.photo else None}
+        for person in people
+    ]
+
+
+def journal(task: Task, since: int = 0) -> list[dict[str, Any]]:
+    """Customer-visible entries (the latest JOURNAL_LIMIT, oldest first) with their visible files, one query."""
+    latest = (
+        TaskStatus.objects.filter(task=task, visible_to_customer=True, pk__gt=since)
+        .order_by("-time", "-pk")
+        .values("pk")[:JOURNAL_LIMIT]
+    )
+    rows = (
+        TaskStatus.objects.filter(pk__in=latest)
+        .annotate(shown=FilteredRelation("attachments", condition=Q(attachments__visible_to_customer=True)))
+        .values(*ENTRY_COLUMNS)
+        .order_by("time", "pk", "shown__pk")
+    )
+    entries: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        entry = entries.get(row["pk"]) or entries.setdefault(row["pk"], journal_entry(task, row))
+        if row["shown__pk"] and row["shown__file"]:
+            entry["files"].append(file_link(row))
+    return list(entries.values())
+
+
+def journal_entry(task: Task, row: dict[str, Any]) -> dict[str, Any]:
+    at = local(task, row["time"])
+    from_customer = row["kind"] == TaskStatus.Kind.CUSTOMER_MESSAGE
+    label = _("Your message") if from_customer else entry_label(row["type"])
+    # System entries carry machine notes ("Task created"), not words written for the customer.
+    notes = "" if row["source"] == TaskStatus.Source.SYSTEM else row["notes"]
+    return {"id": row["pk"], "time": at.isoformat(), "time_text": f"{date_format(at, 'D')} {clock_text(at)}",
+            "label": label, "notes": notes, "from_customer": from_customer, "files": []}  # fmt: skip
+
+
+def entry_label(status: str) -> str:
+    status = StatusType(status)
+    if status in PROBLEMS:
+        return _("Needs attention")
+    if status == StatusType.CANCELLED:
+        return _("Cancelled")
+    step = STEP_OF.get(status, 0)
+    return str(status.label if not step and status in OWN_LABEL else STEPS[step][1])
+
+
+def file_link(row: dict[str, Any]) -> dict[str, Any]:
+    from .models import Attachment
+
+    attachment = Attachment(pk=row["shown__pk"])
+    is_image = row["shown__content_type"] in IMAGE_TYPES
+    return {"url": signed_url(attachment), "image": is_image, "name": row["shown__filename"] or _("File")}
+
+
+def rating_data(task: Task) -> dict[str, Any] | None:
+    rating = rating_of(task)
+    if rating is None:
+        return None
+    return {"score": rating.score, "text": rating.text, "created_at": rating.created_at.isoformat()}
+
+
+def can_rate(task: Task) -> bool:
+    return task.status == StatusType.COMPLETE and rating_of(task) is None
+
+
+# --- The status document -----------------------------------------------------------------------
+
+
+def etag(task: Task, language: str) -> str:
+    """Strong: every change a customer can see bumps the task's version (a rating does too)."""
+    return f'"v{task.version}-r{int(rating_of(task) is not None)}-{language}"'
+
+
+def status_document(task: Task, since: int = 0) -> dict[str, Any]:
+    state = progress(task)
+    return {
+        "version": task.version,
+        "status": state.status,
+        "step": state.step,
+        "steps": steps(state.step),
+        "label": state.label,
+        "detail": state.detail,
+        "tone": state.tone,
+        "eta": eta(task),
+        "window": schedule(task),
+        "crew": crew(task),
+        "entries": journal(task, since),
+        "can_rate": can_rate(task),
+        "rating": rating_data(task),
+    }
+
+
+# --- Dispatcher action -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tracker_rotate_token(*, task: Task) -> Task:
+    """A new tracker link; the old one answers 404 from now on."""
+    task = lock_task(task)
+    task.url_safe_id = new_tracker_token()
+    task.version += 1
+    task.save(update_fields=["url_safe_id", "version", "updated_at"])
+    events.task_changed(task, created=False, changed=["url_safe_id"], crew_added=set(), crew_removed=set())
+    return task

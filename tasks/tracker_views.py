@@ -1,0 +1,146 @@
+"""The customer tracker: the /t/{token} page, its status JSON, and the brand stylesheet they use.
+
+A tracker link is the only credential: an unknown, rotated or deleted token is a 404 that says
+nothing more, and a finished task's page is gone (410) TRACKER_EXPIRY_DAYS after it finished.
+"""
+
+import math
+
+from django.conf import settings
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_safe
+
+from taskhub.errors import Conflict, DomainError, envelope
+
+from . import tracker
+from .models import Task
+from .services import task_customer_message, task_rate
+from .tracker_forms import FORMS, MessageForm, RatingForm
+from .tracker_security import origin_of, post_limit_wait, protect, theme_css
+
+PAGE_MAX_AGE = 10
+STATUS_MAX_AGE = 5
+SENT = {"message": "message", "rating": "rating"}
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    return protect(render(request, "tracker/not_found.html", status=404))
+
+
+def gone(request: HttpRequest) -> HttpResponse:
+    return protect(render(request, "tracker/gone.html", {"days": settings.TRACKER_EXPIRY_DAYS}, status=410))
+
+
+def live_task(token: str) -> tuple[Task | None, int]:
+    """(task, 200), or (None, 404 | 410)."""
+    task = tracker.tracker_task(token)
+    if task is None or task.is_deleted:
+        return None, 404
+    if tracker.is_expired(task):
+        return None, 410
+    return task, 200
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
+    task, code = live_task(token)
+    if task is None:
+        return not_found(request) if code == 404 else gone(request)
+    forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
+    status = 200
+    if request.method == "POST":
+        outcome = handle_post(request, task)
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        form, status = outcome
+        forms[form.form_name] = form
+    response = render(request, "tracker/page.html", page_context(request, task, forms), status=status)
+    return protect(response, task.organization, max_age=PAGE_MAX_AGE if status == 200 else 0)
+
+
+def handle_post(request: HttpRequest, task: Task) -> HttpResponse | tuple[Form, int]:
+    """Run the customer's message or rating; a redirect when it went through, else the form and a status."""
+    form_class = FORMS.get(request.POST.get("form", ""), MessageForm)
+    form = form_class(request.POST)
+    wait = post_limit_wait(request, task.url_safe_id)
+    if wait is not None:
+        minutes = math.ceil(wait / 60)
+        form.add_error(None, _("You have sent a lot in a short time. Please try again in %(n)d min.") % {"n": minutes})
+        return form, 429
+    if not form.is_valid():
+        return form, 400
+    try:
+        if isinstance(form, RatingForm):
+            task_rate(task=task, score=form.cleaned_data["score"], text=form.cleaned_data["text"])
+        else:
+            task_customer_message(task=task, text=form.cleaned_data["message"])
+    except DomainError as exc:
+        form.add_error(None, refusal(form, exc))
+        return form, 409 if isinstance(exc, Conflict) else 400
+    url = reverse("tracker", args=[task.url_safe_id])
+    response = HttpResponseRedirect(f"{url}?sent={form.form_name}#{form.form_name}")
+    response.status_code = 303  # See Other: the browser follows with a GET
+    return response
+
+
+def refusal(form: Form, exc: DomainError) -> str:
+    """The customer's words for a refusal from the services (whose own messages are for integrators)."""
+    if isinstance(form, RatingForm):
+        if isinstance(exc, Conflict):
+            return _("This job can be rated once, after it is complete.")
+        return _("Choose a rating from 1 to 5, with a comment of up to 2000 characters.")
+    return _("Your message could not be sent. Please check it and try again.")
+
+
+def page_context(request: HttpRequest, task: Task, forms: dict[str, Form]) -> dict:
+    document = tracker.status_document(task)
+    address = tracker.address(task)
+    organization = task.organization
+    tile_url = settings.TRACKER_TILE_URL if origin_of(settings.TRACKER_TILE_URL) else ""
+    return {
+        **document,
+        "organization": organization,
+        "task": task,
+        "address": address,
+        "forms": forms,
+        "sent": SENT.get(request.GET.get("sent", "")),
+        "status_url": reverse("tracker-status", args=[task.url_safe_id]),
+        "poll_seconds": settings.TRACKER_POLL_SECONDS,
+        "theme_url": reverse("tracker-theme", args=[organization.brand_color.lstrip("#").lower()]),
+        "map": {"tiles": tile_url, "attribution": settings.TRACKER_TILE_ATTRIBUTION, **address["point"]}
+        if tile_url and address and address["point"]
+        else None,
+    }
+
+
+@require_safe
+def tracker_status(request: HttpRequest, token: str) -> HttpResponse:
+    """What changed, as JSON for the page's polling; 304 while the task's version stays the same."""
+    task, code = live_task(token)
+    if task is None:
+        body = envelope("not_found", "Not found.") if code == 404 else envelope("gone", "This link has expired.")
+        return protect(JsonResponse(body, status=code))
+    tag = tracker.etag(task, get_language())
+    response = get_conditional_response(request, etag=tag)
+    if response is None:
+        since = request.GET.get("since", "")
+        since_id = int(since) if since.isdigit() and len(since) <= 18 else 0  # stays within a bigint
+        response = JsonResponse(tracker.status_document(task, since_id))
+    response["ETag"] = tag
+    patch_vary_headers(response, ["Accept-Language"])
+    return protect(response, task.organization, max_age=STATUS_MAX_AGE)
+
+
+@require_safe
+def tracker_theme(request: HttpRequest, colour: str) -> HttpResponse:
+    """The brand colours as CSS custom properties: a stylesheet, so the page needs no inline style."""
+    response = HttpResponse(theme_css(f"#{colour}"), content_type="text/css; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,513 @@
+"""The customer tracker page at /t/{token}: every state, what it must never show, its JSON and its forms."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+
+from taskhub.ratelimit import redis_client
+from tasks.models import Attachment, Person, Rating, StatusType, Task, TaskAddress, TaskStatus
+from tasks.services import task_assign, task_delete, task_rate, task_report_status
+from tasks.tracker_security import contrast, theme_css
+from webhooks.models import Endpoint, Event
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10 a.m. in New York (EST)
+
+
+@pytest.fixture(autouse=True)
+def _plain_static(settings):
+    """Tests run without collectstatic: plain static storage, so {% static %} needs no manifest."""
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _fresh_post_limits(settings):
+    """Posting limits are counted in Redis (or the cache) across tests; start each test at zero."""
+    if settings.REDIS_URL:
+        client = redis_client(settings.REDIS_URL)
+        for key in client.scan_iter("taskhub:rl:tracker:*"):
+            client.delete(key)
+    else:
+        cache.clear()
+
+
+def make_task(org, **fields) -> Task:
+    fields = {"title": "Boiler service", "start_datetime": START, **fields}
+    task = Task.objects.create(organization=org, **fields)
+    TaskStatus.objects.create(organization=org, task=task, type=task.status, source=TaskStatus.Source.SYSTEM,
+                              notes="Task created")  # fmt: skip
+    TaskAddress.objects.create(task=task, address_line_1="12 Elm Street", city="Springfield", zipcode="01101",
+                               lat=42.1, lng=-72.59)  # fmt: skip
+    return task
+
+
+def crew_member(org, first_name: str = "Dana", **fields) -> Person:
+    email = f"{first_name.lower()}@crew.example"
+    return Person.objects.create(organization=org, first_name=first_name, last_name="Privatesurname", is_crew=True,
+                                 email=email, phone="+12125550199", **fields)  # fmt: skip
+
+
+def page(task: Task, client: Client | None = None, **extra):
+    return (client or Client()).get(f"/t/{task.url_safe_id}", **extra)
+
+
+def status_json(task: Task, client: Client | None = None, **extra):
+    return (client or Client()).get(f"/t/{task.url_safe_id}/status.json", **extra)
+
+
+def text_of(response) -> str:
+    """The page's visible words, roughly: tags dropped, whitespace squeezed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def current_step(response) -> str:
+    match = re.search(r'class="step step-current"[^>]*>\s*<span[^>]*></span>\s*<span class="step-label">([^<]+)<',
+                      response.content.decode())  # fmt: skip
+    return match.group(1) if match else ""
+
+
+# --- States ----------------------------------------------------------------------------------
+
+
+def test_scheduled_task_shows_org_title_status_and_time_in_the_org_time_zone(org):
+    org.brand_color = "#0a7d4f"
+    org.save()
+    task = make_task(org)
+    response = page(task)
+    assert response.status_code == 200
+    words = text_of(response)
+    assert "Acme Field Services" in words
+    assert "Boiler service" in words
+    assert current_step(response) == "Scheduled"
+    assert "Tuesday, March 3, 2026 at 10 a.m. EST" in words
+    assert 'datetime="2026-03-03T10:00:00-05:00"' in response.content.decode()
+    assert "12 Elm Street" in words
+    assert "01101 Springfield" in words
+    assert 'href="/t/theme/0a7d4f.css"' in response.content.decode()
+
+
+def test_time_window_opens_before_the_start_and_closes_at_the_end_in_the_org_time_zone(org):
+    task = make_task(
+        org, enable_time_window_display=True, time_window_start=60, end_datetime=START + timedelta(hours=2)
+    )
+    assert "Tuesday, March 3, 2026, between 9 a.m. and noon EST" in text_of(page(task))
+    window = status_json(task).json()["window"]
+    assert window["start"] == "2026-03-03T09:00:00-05:00"
+    assert window["end"] == "2026-03-03T12:00:00-05:00"
+
+
+def test_unscheduled_task_shows_no_time(org):
+    task = make_task(org, unscheduled=True, start_datetime=None)
+    response = page(task)
+    assert "Booked" in text_of(response)
+    assert re.search(r'<section class="card" id="when"[^>]*hidden', response.content.decode())
+    assert status_json(task).json()["window"] is None
+
+
+def test_en_route_with_eta_minutes_from_the_status_report(api, org):
+    api.put("/api/express/tasks/upsert/job-1", {"title": "Fix the tap", "start_datetime": "2026-03-03T10:00:00"},
+            format="json")  # fmt: skip
+    reported = api.post("/api/express/tasks/job-1/status/new",
+                        {"type": "ENROUTE", "time": "2026-03-03T10:05:00", "extra_fields": {"eta_minutes": 25}},
+                        format="json")  # fmt: skip
+    assert reported.status_code == 201, reported.json()
+    task = Task.objects.get(external_id="job-1")
+    response = page(task)
+    assert current_step(response) == "On the way"
+    assert "Expected around 10:30 a.m. EST" in text_of(response)
+    assert status_json(task).json()["eta"]["at"] == "2026-03-03T10:30:00-05:00"
+    assert api.get("/api/express/tasks/job-1").json()["eta"] == "2026-03-03T15:30:00Z"
+
+
+def test_an_eta_as_a_naive_datetime_is_read_in_the_org_time_zone_and_cleared_by_the_next_status(org):
+    task = make_task(org)
+    task_report_status(task=task, type="ENROUTE", extra_fields={"eta": "2026-03-03 11:15"})
+    assert status_json(task).json()["eta"]["text"] == "Expected around 11:15 a.m. EST"
+    task_report_status(task=task, type="STARTED")
+    assert status_json(task).json()["eta"] is None
+    assert current_step(page(task)) == "In progress"
+
+
+@pytest.mark.parametrize("extra", [{"eta": "soon"}, {"eta_minutes": -5}, {"eta_minutes": "20"}, {"eta_minutes": True}])
+def test_a_bad_eta_is_refused_naming_the_field(api, org, extra):
+    api.put("/api/express/tasks/upsert/job-1", {"title": "Job"}, format="json")
+    response = api.post("/api/express/tasks/job-1/status/new", {"type": "ENROUTE", "extra_fields": extra},
+                        format="json")  # fmt: skip
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]["extra_fields"]) == set(extra)
+    assert Task.objects.get(external_id="job-1").status == StatusType.NOTSTARTED
+
+
+def test_complete_task_offers_the_rating_form(org):
+    task = make_task(org)
+    task_report_status(task=task, type="COMPLETE", notes="All done, boiler serviced.")
+    response = page(task)
+    html = response.content.decode()
+    assert current_step(response) == "Complete"
+    assert "All done, boiler serviced." in text_of(response)
+    assert re.search(r'<form id="rating-form"[^>]*novalidate>', html)  # shown, not hidden
+    assert status_json(task).json()["can_rate"] is True
+
+
+def test_cancelled_and_exception_are_shown_plainly_without_steps(org):
+    task = make_task(org)
+    task_report_status(task=task, type="EXCEPTION")
+    response = page(task)
+    assert "Needs attention" in text_of(response)
+    assert re.search(r'<ol class="steps" id="steps"[^>]*hidden', response.content.decode())
+    task_report_status(task=task, type="CANCELLED")
+    response = page(task)
+    assert "Cancelled" in text_of(response)
+    assert "This job has been cancelled." in text_of(response)
+    assert status_json(task).json()["step"] is None
+
+
+@pytest.mark.parametrize("final", ["COMPLETE", "CANCELLED"])
+def test_a_finished_task_page_is_gone_after_the_expiry_days(org, settings, final):
+    settings.TRACKER_EXPIRY_DAYS = 14
+    task = make_task(org)
+    task_report_status(task=task, type=final, time=timezone.now() - timedelta(days=14, minutes=1))
+    response = page(task)
+    assert response.status_code == 410
+    assert "expired" in text_of(response)
+    assert "Boiler service" not in text_of(response)
+    assert "Acme" not in text_of(response)
+    assert status_json(task).status_code == 410
+    task_report_status(task=task, type="NOTSTARTED")  # reopened: alive again
+    assert page(task).status_code == 200
+
+
+def test_a_finished_task_page_lives_until_the_expiry(org, settings):
+    settings.TRACKER_EXPIRY_DAYS = 14
+    task = make_task(org)
+    task_report_status(task=task, type="COMPLETE", time=timezone.now() - timedelta(days=13, hours=23))
+    assert page(task).status_code == 200
+
+
+@pytest.mark.parametrize("token", ["A" * 22, "short", "not-a-token-" + "x" * 40, "bad%20token%21"])
+def test_an_unknown_token_is_a_plain_404(org, token, django_assert_max_num_queries):
+    make_task(org)
+    with django_assert_max_num_queries(1):
+        response = Client().get(f"/t/{token}")
+    assert response.status_code == 404
+    assert "Acme" not in text_of(response)
+    assert "Boiler" not in text_of(response)
+    assert "Content-Security-Policy" in response.headers
+    assert Client().get(f"/t/{token}/status.json").status_code == 404
+
+
+def test_a_deleted_task_is_a_404(org):
+    task = make_task(org)
+    task_delete(task=task)
+    assert page(task).status_code == 404
+    assert status_json(task).status_code == 404
+
+
+# --- Query budget, caching -----------------------------------------------------------------------
+
+
+def busy_task(org, crew_size: int, entries: int) -> Task:
+    task = make_task(org)
+    task_assign(task=task, crew=[crew_member(org, f"Crew{i}") for i in range(crew_size)])
+    for i in range(entries):
+        entry = task_report_status(task=task, type="STARTED", notes=f"Step {i}")
+        Attachment.objects.create(organization=org, task=task, status=entry, file=f"attachments/x/{i}.jpg",
+                                  content_type="image/jpeg", visible_to_customer=True)  # fmt: skip
+    return task
+
+
+@pytest.mark.parametrize(("crew_size", "entries"), [(1, 1), (6, 12)])
+def test_page_and_json_take_three_queries_however_busy_the_task(org, crew_size, entries, django_assert_num_queries):
+    task = busy_task(org, crew_size, entries)
+    with django_assert_num_queries(3):
+        html = page(task)
+    with django_assert_num_queries(3):
+        data = status_json(task).json()
+    assert len(data["crew"]) == crew_size
+    assert len(data["entries"]) == entries + 1
+    assert html.content.decode().count('class="entry-photo"') == entries
+
+
+def test_status_json_has_a_strong_etag_and_answers_304_until_the_task_changes(org, django_assert_num_queries):
+    task = make_task(org)
+    first = status_json(task)
+    etag = first["ETag"]
+    assert re.fullmatch(r'"[^"]+"', etag)  # strong: no W/ prefix
+    assert first["Cache-Control"].startswith("private, max-age=")
+    with django_assert_num_queries(1):
+        again = status_json(task, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    assert again["ETag"] == etag
+    task_report_status(task=task, type="ENROUTE")
+    changed = status_json(task, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
+    assert changed.json()["label"] == "On the way"
+
+
+def test_status_json_lists_only_entries_after_since(org):
+    task = make_task(org)
+    first = status_json(task).json()["entries"]
+    task_report_status(task=task, type="ENROUTE", notes="Leaving the depot")
+    newer = status_json(task, data={"since": first[-1]["id"]}).json()["entries"]
+    assert [entry["notes"] for entry in newer] == ["Leaving the depot"]
+
+
+# --- Privacy ----------------------------------------------------------------------------------
+
+
+def test_the_page_and_json_never_show_crew_contacts_hidden_notes_or_other_tasks(org, other_org):
+    task = make_task(org)
+    task_assign(task=task, crew=[crew_member(org, "Dana")])
+    task_report_status(task=task, type="ENROUTE", notes="Internal: gate code 4411", visible_to_customer=False)
+    task_report_status(task=task, type="STARTED", notes="Started on the boiler")
+    Attachment.objects.create(organization=org, task=task, status=task.statuses.last(), file="attachments/x/s.jpg",
+                              content_type="image/jpeg", visible_to_customer=False)  # fmt: skip
+    make_task(org, title="Neighbour's roof")
+    make_task(other_org, title="Globex secret job")
+    for body in (page(task).content.decode(), status_json(task).content.decode()):
+        assert "Dana" in body
+        for secret in ("Privatesurname", "dana@crew.example", "+12125550199", "5550199", "gate code",
+                       "Neighbour", "Globex", "entry-photo", "/files/"):  # fmt: skip
+            assert secret not in body, secret
+        assert "Started on the boiler" in body
+
+
+def test_crew_photo_is_shown_beside_the_first_name(org):
+    task = make_task(org)
+    task_assign(task=task, crew=[crew_member(org, "Sam", photo="crew/sam.jpg")])
+    assert 'src="/media/crew/sam.jpg"' in page(task).content.decode()
+    assert status_json(task).json()["crew"] == [{"first_name": "Sam", "photo": "/media/crew/sam.jpg"}]
+
+
+def test_customer_visible_photos_are_signed_links(org):
+    task = make_task(org)
+    entry = task_report_status(task=task, type="COMPLETE", notes="Finished")
+    photo = Attachment.objects.create(organization=org, task=task, status=entry, file="attachments/x/done.jpg",
+                                      content_type="image/jpeg", visible_to_customer=True)  # fmt: skip
+    data = status_json(task).json()
+    url = data["entries"][-1]["files"][0]["url"]
+    assert url.startswith("https://taskhub.test/files/")
+    assert str(photo.pk) not in url.rsplit("/", 1)[-1][:3]
+    assert f'src="{url}"' in page(task).content.decode()
+
+
+# --- Security headers --------------------------------------------------------------------------
+
+
+def test_tracker_responses_carry_a_strict_csp_and_deny_framing_by_default(org):
+    task = make_task(org)
+    for response in (page(task), status_json(task)):
+        policy = response["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["default-src"] == "'self'"
+        assert directives["script-src"] == "'self'"
+        assert directives["style-src"] == "'self'"
+        assert "'unsafe-inline'" not in policy
+        assert "'unsafe-eval'" not in policy
+        assert directives["img-src"].split() == ["'self'", "data:", "https://taskhub.test",
+                                                 "https://tile.openstreetmap.org"]  # fmt: skip
+        assert directives["frame-ancestors"] == "'none'"
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Cache-Control"].startswith("private")
+
+
+def test_the_page_has_no_inline_script_or_style(org):
+    task = make_task(org)
+    task_report_status(task=task, type="COMPLETE")
+    html = page(task).content.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html)
+
+
+def test_an_organization_can_allow_framing_by_listed_origins(org):
+    org.tracker_frame_ancestors = "https://portal.example.com\nhttps://*.partner.example"
+    org.save()
+    response = page(make_task(org))
+    assert "frame-ancestors https://portal.example.com https://*.partner.example" in response["Content-Security-Policy"]
+    assert "X-Frame-Options" not in response
+
+
+def test_frame_ancestors_refuses_anything_but_origins(org):
+    from django.core.exceptions import ValidationError
+
+    org.tracker_frame_ancestors = "https://ok.example 'unsafe-inline'; script-src *"
+    with pytest.raises(ValidationError):
+        org.full_clean()
+
+
+@pytest.mark.parametrize("brand", ["#1f5fbf", "#ffeb3b", "#ffffff", "#000000", "#ff7f50", "#00bcd4"])
+def test_brand_colours_get_text_colours_with_aa_contrast(brand):
+    css = theme_css(brand)
+    values = dict(re.findall(r"--([a-z-]+):(#[0-9a-f]{6})", css))
+    assert contrast(values["brand"], values["on-brand"]) >= 4.5
+    assert contrast(values["accent"], "#ffffff") >= 4.5
+    assert contrast(values["accent"], values["on-accent"]) >= 4.5
+
+
+def test_the_theme_stylesheet_is_served_and_cacheable():
+    response = Client().get("/t/theme/ffeb3b.css")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    assert "--on-brand:#111827" in response.content.decode()
+    assert "immutable" in response["Cache-Control"]
+    assert Client().get("/t/theme/zzzzzz.css").status_code == 404
+
+
+# --- Customer actions ---------------------------------------------------------------------------
+
+
+def csrf_client(task: Task) -> tuple[Client, str]:
+    client = Client(enforce_csrf_checks=True)
+    html = page(task, client).content.decode()
+    return client, re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_posting_without_the_csrf_token_is_refused(org):
+    task = make_task(org)
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(f"/t/{task.url_safe_id}", {"form": "message", "message": "Hello"})
+    assert response.status_code == 403
+    assert not task.statuses.filter(kind=TaskStatus.Kind.CUSTOMER_MESSAGE).exists()
+
+
+def test_a_message_becomes_a_journal_entry_and_a_webhook_event(org):
+    Endpoint.objects.create(organization=org, url="https://hooks.example.com/in")
+    task = make_task(org)
+    client, token = csrf_client(task)
+    response = client.post(f"/t/{task.url_safe_id}", {"csrfmiddlewaretoken": token, "form": "message",
+                                                       "message": "  Please ring the back door.  "})  # fmt: skip
+    assert response.status_code == 303
+    assert response["Location"] == f"/t/{task.url_safe_id}?sent=message#message"
+    entry = task.statuses.get(kind=TaskStatus.Kind.CUSTOMER_MESSAGE)
+    assert (entry.notes, entry.source) == ("Please ring the back door.", TaskStatus.Source.TRACKER)
+    event = Event.objects.get(type="task.customer_message")
+    assert event.payload["data"]["message"]["text"] == "Please ring the back door."
+    shown = client.get(response["Location"])
+    assert "Your message has been sent" in text_of(shown)
+    assert "Please ring the back door." in text_of(shown)
+
+
+@pytest.mark.parametrize(("message", "error"), [("   ", "Write a message"), ("x" * 2001, "2000 characters or fewer")])
+def test_a_bad_message_gets_an_inline_error_tied_to_the_field(org, message, error):
+    task = make_task(org)
+    client, token = csrf_client(task)
+    response = client.post(f"/t/{task.url_safe_id}", {"csrfmiddlewaretoken": token, "form": "message",
+                                                       "message": message})  # fmt: skip
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(rf'<p class="field-error" id="message-error">[^<]*{error}', html)
+    assert re.search(r'<textarea id="message-text"[^>]*aria-describedby="message-hint message-error"[^>]*'
+                     r'aria-invalid="true"', html)  # fmt: skip
+    assert not task.statuses.filter(kind=TaskStatus.Kind.CUSTOMER_MESSAGE).exists()
+
+
+def post_message(client: Client, task: Task, token: str, message: str):
+    return client.post(f"/t/{task.url_safe_id}", {"csrfmiddlewaretoken": token, "form": "message", "message": message})
+
+
+def test_messages_are_rate_limited_per_link(org, settings):
+    settings.TRACKER_POST_LIMIT_PER_TOKEN = 5
+    task = make_task(org)
+    client, token = csrf_client(task)
+    codes = [post_message(client, task, token, f"Message {i}").status_code for i in range(6)]
+    assert codes == [303] * 5 + [429]
+    assert task.statuses.filter(kind=TaskStatus.Kind.CUSTOMER_MESSAGE).count() == 5
+    assert "Please try again in" in text_of(post_message(client, task, token, "One more"))
+    other = make_task(org, title="Another job")
+    other_client, other_token = csrf_client(other)
+    response = other_client.post(f"/t/{other.url_safe_id}", {"csrfmiddlewaretoken": other_token, "form": "message",
+                                                              "message": "Hi"})  # fmt: skip
+    assert response.status_code == 303  # the limit is per link (and a looser one per address)
+
+
+def test_posts_are_rate_limited_per_address_across_links(org, settings):
+    settings.TRACKER_POST_LIMIT_PER_IP = 3
+    codes = []
+    for i in range(4):
+        task = make_task(org, title=f"Job {i}")
+        client, token = csrf_client(task)
+        codes.append(client.post(f"/t/{task.url_safe_id}", {"csrfmiddlewaretoken": token, "form": "message",
+                                                            "message": "Hi"}).status_code)  # fmt: skip
+    assert codes == [303, 303, 303, 429]
+
+
+def rate(client: Client, task: Task, token: str, **fields):
+    return client.post(f"/t/{task.url_safe_id}", {"csrfmiddlewaretoken": token, "form": "rating", **fields})
+
+
+def test_rating_only_after_complete_once_and_visible_in_the_api(api, org):
+    Endpoint.objects.create(organization=org, url="https://hooks.example.com/in")
+    api.put("/api/express/tasks/upsert/job-9", {"title": "Gutter cleaning"}, format="json")
+    task = Task.objects.get(external_id="job-9")
+    client, token = csrf_client(task)
+    early = rate(client, task, token, score="5")
+    assert early.status_code == 409
+    assert "after it is complete" in text_of(early)
+    task_report_status(task=task, type="COMPLETE")
+    response = rate(client, task, token, score="4", text="Quick and tidy.")
+    assert response.status_code == 303
+    again = rate(client, task, token, score="1")
+    assert again.status_code == 409
+    assert Rating.objects.get(task=task).score == 4
+    rating = api.get("/api/express/tasks/job-9").json()["rating"]
+    assert (rating["score"], rating["text"]) == (4, "Quick and tidy.")
+    assert Event.objects.filter(type="task.rated").count() == 1
+    shown = page(task)
+    assert "You rated this job 4 out of 5." in text_of(shown)
+    assert "Quick and tidy." in text_of(shown)
+    assert re.search(r'<form id="rating-form"[^>]*hidden', shown.content.decode())
+    assert status_json(task).json()["rating"]["score"] == 4
+
+
+@pytest.mark.parametrize("score", ["", "0", "6", "five"])
+def test_a_bad_score_gets_an_inline_error(org, score):
+    task = make_task(org)
+    task_report_status(task=task, type="COMPLETE")
+    client, token = csrf_client(task)
+    response = rate(client, task, token, score=score)
+    assert response.status_code == 400
+    assert 'id="score-error"' in response.content.decode()
+    assert not Rating.objects.filter(task=task).exists()
+
+
+def test_the_api_lists_ratings_in_constant_queries(api, org, django_assert_max_num_queries):
+    for i in range(3):
+        task = make_task(org, external_id=f"job-{i}")
+        task_report_status(task=task, type="COMPLETE")
+        task_rate(task=task, score=5)
+    with django_assert_max_num_queries(8):
+        results = api.get("/api/express/tasks").json()["results"]
+    assert [task["rating"]["score"] for task in results] == [5, 5, 5]
+
+
+# --- Dispatcher side ---------------------------------------------------------------------------
+
+
+def test_rotating_the_token_in_the_admin_kills_the_old_link(org, dispatcher_client):
+    task = make_task(org)
+    old = task.url_safe_id
+    response = dispatcher_client.post("/admin/tasks/task/", {"action": "rotate_tracker_token",
+                                                             "_selected_action": [task.pk]})  # fmt: skip
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert task.url_safe_id != old
+    assert len(task.url_safe_id) == 22
+    assert Client().get(f"/t/{old}").status_code == 404
+    assert page(task).status_code == 200
+
+
+def test_the_admin_shows_the_rating(org, dispatcher_client):
+    task = make_task(org)
+    task_report_status(task=task, type="COMPLETE")
+    task_rate(task=task, score=3, text="Late but good")
+    html = dispatcher_client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
+    assert "3/5 on" in html
+    assert "Late but good" in html
