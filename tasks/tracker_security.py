@@ -94,10 +94,15 @@ def content_security_policy(organization: Organization | None) -> str:
     )
 
 
-def protect(response: HttpResponse, organization: Organization | None = None, *, max_age: int = 0) -> HttpResponse:
+def protect(
+    response: HttpResponse, organization: Organization | None = None, *, max_age: int = 0, has_forms: bool = False
+) -> HttpResponse:
     """Headers of every tracker response; `organization` decides who may frame the page."""
-    response[CSP.HEADER_ENFORCE] = content_security_policy(organization)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Content-Security-Policy"] = content_security_policy(organization)
+    # The token in the address must never reach another site. A page with forms still says
+    # "same-origin", not "no-referrer": under no-referrer browsers post forms with `Origin: null`,
+    # which Django's CSRF check rightly refuses.
+    response["Referrer-Policy"] = "same-origin" if has_forms else "no-referrer"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = f"private, max-age={max_age}"
     if frame_ancestors(organization) == [CSP.NONE]:

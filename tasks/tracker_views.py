@@ -61,7 +61,7 @@ def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
         form, status = outcome
         forms[form.form_name] = form
     response = render(request, "tracker/page.html", page_context(request, task, forms), status=status)
-    return protect(response, task.organization, max_age=PAGE_MAX_AGE if status == 200 else 0)
+    return protect(response, task.organization, max_age=PAGE_MAX_AGE if status == 200 else 0, has_forms=True)
 
 
 def handle_post(request: HttpRequest, task: Task) -> HttpResponse | tuple[Form, int]:

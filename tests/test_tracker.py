@@ -315,8 +315,24 @@ def test_tracker_responses_carry_a_strict_csp_and_deny_framing_by_default(org):
                                                  "https://tile.openstreetmap.org"]  # fmt: skip
         assert directives["frame-ancestors"] == "'none'"
         assert response["X-Frame-Options"] == "DENY"
-        assert response["Referrer-Policy"] == "no-referrer"
         assert response["Cache-Control"].startswith("private")
+    # The token never reaches another site; the page keeps same-origin so its forms post a real Origin.
+    assert page(task)["Referrer-Policy"] == "same-origin"
+    assert status_json(task)["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_page_has_landmarks_a_language_labels_and_a_live_region(org):
+    task = make_task(org)
+    task_report_status(task=task, type="COMPLETE")
+    html = page(task).content.decode()
+    assert re.search(r'<html lang="en-us">', html)
+    for landmark in ("<header", "<main", "<footer"):
+        assert html.count(landmark) == 1, landmark
+    for field_id in re.findall(r'<textarea id="([^"]+)"', html):
+        assert f'<label for="{field_id}">' in html
+    assert re.search(r"<fieldset[^>]*>\s*<legend>How did we do\?</legend>", html)
+    assert 'aria-live="polite"' in html
+    assert 'aria-current="step"' in html
 
 
 def test_the_page_has_no_inline_script_or_style(org):
