@@ -33,6 +33,12 @@ ERROR_RESPONSES = {
     "404": "No such object in your organization.",
     "429": "Rate limited; see Retry-After.",
 }
+# Only where they can happen: conflicts on writes (state, Idempotency-Key reuse), body limits where there is a body.
+WRITE_ERROR_RESPONSES = {"409": "Conflicts with the object's state, or an Idempotency-Key reused with another body."}
+BODY_ERROR_RESPONSES = {
+    "413": "The request body is larger than this route accepts.",
+    "415": "Unsupported Content-Type or charset; the message names the accepted ones.",
+}
 
 
 class BearerScheme(OpenApiAuthenticationExtension):
@@ -50,10 +56,15 @@ def add_error_envelope(result: dict, generator, request, public) -> dict:
     for path, operations in result.get("paths", {}).items():
         if path.endswith("/oauth2/token"):
             continue  # RFC 6749 errors, documented on the operation itself
-        for operation in operations.values():
+        for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            for code, description in ERROR_RESPONSES.items():
+            errors = dict(ERROR_RESPONSES)
+            if method in {"post", "put", "patch", "delete"}:
+                errors.update(WRITE_ERROR_RESPONSES)
+            if "requestBody" in operation:
+                errors.update(BODY_ERROR_RESPONSES)
+            for code, description in errors.items():
                 operation["responses"].setdefault(
                     code, {"description": description, "content": {"application/json": {"schema": ref}}}
                 )

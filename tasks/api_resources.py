@@ -1,7 +1,10 @@
 """TaskHub's own resources under /api/: tasks by identifier, people, groups, units, resources."""
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -16,6 +19,7 @@ from . import arrivy
 from .api import org_tasks, status_arguments, validated
 from .attachments import attachment_create
 from .models import Attachment, Group, Importance, Person, Resource, StatusType, Task, TaskStatus, Unit
+from .parsing import DateTimeInputError, parse_datetime_in_zone
 from .serializers import (
     AttachmentInSerializer,
     AttachmentOutSerializer,
@@ -56,6 +60,25 @@ class TaskResourceSerializer(TaskOutSerializer):
                 self.fields.pop(name)
 
 
+class BoundedIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 through the shared parser: in UTC and within its years, so PostgreSQL takes every value.
+
+    An offset such as +22:10 is valid ISO 8601 but out of PostgreSQL's range: a 500 before this.
+    """
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_datetime_in_zone(value, timezone.get_current_timezone())
+        except DateTimeInputError as exc:
+            raise DjangoValidationError(str(exc), code="invalid") from None
+
+
+class BoundedIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = BoundedIsoDateTimeField
+
+
 class TaskFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=StatusType.choices)
     importance = django_filters.MultipleChoiceFilter(choices=Importance.choices)
@@ -63,11 +86,11 @@ class TaskFilter(django_filters.FilterSet):
     unit = django_filters.UUIDFilter(field_name="unit__identifier")
     assignee = django_filters.UUIDFilter(field_name="assignees__identifier", distinct=True)
     customer = django_filters.UUIDFilter(field_name="customer__identifier")
-    start_after = django_filters.IsoDateTimeFilter(field_name="start_datetime", lookup_expr="gte")
-    start_before = django_filters.IsoDateTimeFilter(field_name="start_datetime", lookup_expr="lt")
-    due_after = django_filters.IsoDateTimeFilter(field_name="due_datetime", lookup_expr="gte")
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_datetime", lookup_expr="lt")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    start_after = BoundedIsoDateTimeFilter(field_name="start_datetime", lookup_expr="gte")
+    start_before = BoundedIsoDateTimeFilter(field_name="start_datetime", lookup_expr="lt")
+    due_after = BoundedIsoDateTimeFilter(field_name="due_datetime", lookup_expr="gte")
+    due_before = BoundedIsoDateTimeFilter(field_name="due_datetime", lookup_expr="lt")
+    updated_since = BoundedIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     external_id = django_filters.CharFilter()
 
     class Meta:

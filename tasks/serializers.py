@@ -215,7 +215,7 @@ class TaskOutSerializer(serializers.ModelSerializer):
     url_safe_id = serializers.CharField(read_only=True)
     tracker_url = serializers.SerializerMethodField()
     coarse_status = serializers.CharField(read_only=True, help_text="Travtus status: created|in_progress|...")
-    customer = PersonOutSerializer(read_only=True)
+    customer = PersonOutSerializer(read_only=True, allow_null=True)
     addresses = AddressOutSerializer(many=True, read_only=True)
     entity_ids = serializers.SerializerMethodField()
     resource_ids = serializers.SerializerMethodField()
