@@ -18,10 +18,10 @@ def task_data(task: Task, **extra: Any) -> dict[str, Any]:
 
 
 def _emit(task: Task, type_: str, request_id: str | None = None, **extra: Any) -> None:
-    data = task_data(task, **extra)
     if request_id:
-        data["request_id"] = request_id
-    emit(organization=task.organization, type=type_, data=data, task=task, request_id=request_id)
+        extra["request_id"] = request_id
+    emit(organization=task.organization, type=type_, data=lambda: task_data(task, **extra), task=task,
+         request_id=request_id)  # fmt: skip
 
 
 def task_changed(
