@@ -30,7 +30,7 @@ from taskhub.errors import Conflict
 from taskhub.phones import normalize_phone
 
 from .models import Attachment, Group, Person, Rating, Resource, StatusType, Task, TaskAddress, TaskStatus, Unit
-from .services import bump_version, task_assign, task_delete, task_report_status
+from .services import task_assign, task_delete, task_record_edit, task_report_status
 from .tracker import tracker_rotate_token
 
 
@@ -412,11 +412,14 @@ class TaskAdmin(TaskActionsMixin, OrgScopedAdmin):
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
         crew = form.cleaned_data.pop("assignees", None)
         super().save_related(request, form, formsets, change)
+        if not change:
+            task_record_edit(task=form.instance, changed=[], created=True)  # journal, task.created, messages
         if crew is not None:
             task_assign(task=form.instance, crew=crew, replace=True)  # bumps the version if the crew changed
-        edited = set(form.changed_data) - {"assignees"} or any(formset.has_changed() for formset in formsets)
-        if change and edited:
-            bump_version(form.instance)
+        if change:
+            edited = [name for name in form.changed_data if name != "assignees"]
+            edited += ["addresses" for formset in formsets if formset.has_changed() and formset.model is TaskAddress]
+            task_record_edit(task=form.instance, changed=edited)  # version, task.updated / rescheduled
 
     def delete_model(self, request: HttpRequest, obj: Task) -> None:
         task_delete(task=obj)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Model
+from django.db.models import Model
 from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
@@ -38,10 +38,22 @@ def lock_task(task: Task) -> Task:
     return Task.objects.select_for_update().get(pk=task.pk)
 
 
-def bump_version(task: Task) -> None:
-    """Count a change made outside these services (an admin edit) so consumers see a newer version."""
-    Task.objects.filter(pk=task.pk).update(version=F("version") + 1, updated_at=timezone.now())
-    task.refresh_from_db(fields=["version", "updated_at"])
+@transaction.atomic
+def task_record_edit(*, task: Task, changed: list[str], created: bool = False) -> None:
+    """Account for a task a form (the admin) saved: journal, version and events, as the API would."""
+    if created:
+        TaskStatus.objects.create(
+            organization_id=task.organization_id, task=task, type=task.status, time=task.status_changed_at,
+            source=TaskStatus.Source.ADMIN, notes="Task created",
+        )  # fmt: skip
+        events.task_changed(task, created=True, changed=[], crew_added=set(), crew_removed=set())
+        return
+    if not changed:
+        return
+    task = lock_task(task)
+    task.version += 1
+    task.save(update_fields=["version", "updated_at"])
+    events.task_changed(task, created=False, changed=changed, crew_added=set(), crew_removed=set())
 
 
 @transaction.atomic
