@@ -29,6 +29,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 bench: install
+	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) -m bench
 
 clean:

@@ -1,0 +1,100 @@
+"""The bench harness's pure pieces, so `make bench` cannot rot between runs (no servers started here)."""
+
+import json
+import random
+
+import pytest
+
+from bench import bodies, stats
+from bench.config import Config, server_env
+from bench.seed import SEED, _tasks, seed
+from tasks.models import Person, Task, TaskAddress, TaskStatus
+
+
+def test_median_ignores_missing_values():
+    assert stats.median([3.0, None, 1.0, 2.0]) == 2.0
+    assert stats.median([]) is None
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert stats.percentile(values, 50) == 50
+    assert stats.percentile(values, 95) == 95
+    assert stats.percentile(values, 100) == 100
+    assert stats.percentile([], 99) is None
+
+
+def test_ratio_and_number_formatting():
+    assert stats.ratio(50, 100) == 0.5
+    assert stats.ratio(50, 0) is None
+    assert stats.fmt_ratio(0.456) == "0.46×"
+    assert stats.fmt(None) == "—"
+    assert stats.fmt(1234.5) == "1,234"
+    assert stats.fmt(12.34, " ms") == "12.3 ms"
+
+
+def test_table_has_a_line_per_row_and_marks_missed_goals():
+    rows = [
+        stats.Row("create", "req/s", "90", "bare 100", "0.90×", "≥ 0.8×", True),
+        stats.Row("upsert", "req/s", "50", "bare 100", "0.50×", "≥ 0.7×", False),
+        stats.Row("tracker", "a | b", "not yet available"),
+    ]
+    lines = stats.markdown_table(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert lines[2].endswith("| met |")
+    assert "**missed**" in lines[3]
+    assert "a \\| b" in lines[4]
+
+
+def test_quick_mode_runs_once_and_servers_match_docker_compose(monkeypatch):
+    monkeypatch.setenv("BENCH_QUICK", "1")
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    config = Config()
+    assert config.runs == 1
+    env = server_env(config)
+    assert (env["WEB_CONCURRENCY"], env["GUNICORN_THREADS"]) == ("2", "4")
+    assert "127.0.0.0/8" in env["WEBHOOK_ALLOWED_NETWORKS"]
+    assert env["REDIS_URL"].endswith("/5")
+
+
+def test_upsert_body_is_one_the_api_accepts(org):
+    from tasks.serializers import UpsertSerializer
+
+    body = bodies.upsert_body(7, crew=[1, 2, 3], nested=20)
+    assert len(body["additional_addresses"]) == 20
+    serializer = UpsertSerializer(data=json.loads(json.dumps(body)), context={"organization": org})
+    assert serializer.is_valid(), serializer.errors
+
+
+def test_raw_request_carries_the_json_body():
+    request = bodies.http_request("PUT", "/x", "tok", {"a": 1})
+    head, body = request.split(b"\r\n\r\n")
+    assert b"Authorization: Bearer tok" in head
+    assert b"Content-Length: 8" in head
+    assert json.loads(body) == {"a": 1}
+
+
+def test_seed_rows_are_the_same_every_time():
+    def rows() -> list[dict]:
+        rng = random.Random(SEED)
+        return list(_tasks(rng, org_id=1, groups=[1, 2], customers=[5, 6, 7], first_id=10, count=30))
+
+    first, second = rows(), rows()
+    assert first == second
+    assert all(len(row["url_safe_id"]) == 22 for row in first)
+    assert {row["external_id"] for row in first} == {f"ext-{n}" for n in range(30)}
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db
+def test_seed_writes_people_and_tasks_with_their_rows():
+    seeded = seed(slug="bench-a", persons=60, tasks=40)
+    assert Task.objects.filter(organization_id=seeded.organization_id).count() == 40
+    assert TaskAddress.objects.filter(task__organization_id=seeded.organization_id).count() == 40
+    assert TaskStatus.objects.filter(organization_id=seeded.organization_id).count() == 40
+    assert Person.objects.filter(organization_id=seeded.organization_id, is_crew=True).count() == len(seeded.crew_ids)
+    assert Task.assignees.through.objects.filter(task__organization_id=seeded.organization_id).count() == 40
+    # The sequences moved past the copied ids: the ORM can insert next to them.
+    task = Task.objects.create(organization_id=seeded.organization_id, title="after the seed")
+    assert task.pk > max(Task.objects.exclude(pk=task.pk).values_list("pk", flat=True))
