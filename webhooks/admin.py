@@ -8,7 +8,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -147,6 +147,13 @@ class MemberScopedAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.is_superuser or self._is_member(request)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
+        # Django redirects to the index for a missing row; another tenant's row answers 404, as everywhere else.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such row.")
+        return obj
 
 
 class AttemptInline(admin.TabularInline):
