@@ -8,8 +8,8 @@ and never appears in a list.
 
 import re
 import uuid
-from urllib.parse import urlencode
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib import admin
@@ -71,7 +71,8 @@ def build_world(org: Organization, name: str, django_user_model) -> World:
     user = django_user_model.objects.create_user(f"{name}-user", is_staff=True)
     Membership.objects.create(organization=org, user=user)
     _notification_rows(org, task, person)
-    assert entry.task_id == task.pk and event is not None
+    assert entry.task_id == task.pk
+    assert event is not None
     return World(org, group, unit, person, resource, task, endpoint, event, request)
 
 
@@ -309,7 +310,8 @@ def org_rows(model, org: Organization):
 
 
 def tenant_admins():
-    return [(model, model_admin) for model, model_admin in admin.site._registry.items() if model._meta.app_label != "auth"]
+    registry = admin.site._registry.items()
+    return [(model, model_admin) for model, model_admin in registry if model._meta.app_label != "auth"]
 
 
 def test_every_admin_changelist_shows_only_the_dispatchers_organization(org_admin_client, ours, theirs):
