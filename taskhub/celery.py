@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from . import logs  # noqa: F401 - carries request ids from publishers into the tasks they cause
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskhub.settings")
 
 app = Celery("taskhub")

@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TASKHUB_VAR_DIR", BASE_DIR / "var"))
@@ -52,6 +54,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "taskhub.health.ProbeMiddleware",  # /healthz, /readyz, /metrics: before host checks and redirects
+    "taskhub.logs.RequestIdMiddleware",
+    "taskhub.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "taskhub.middleware.ApiLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -138,6 +143,24 @@ CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"] = {
     "task": "webhooks.tasks.sweep_webhook_deliveries",
     "schedule": 5.0,
     "options": {"expires": 5},
+}
+# One queue per kind of work, so a flood of one cannot starve the others (docs/operations.md).
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("default", "webhooks", "notifications")
+]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"webhooks.*": {"queue": "webhooks"}, "notifications.*": {"queue": "notifications"}}
+if os.environ.get("CELERY_CONCURRENCY"):
+    CELERY_WORKER_CONCURRENCY = env_int("CELERY_CONCURRENCY", 4)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below, JSON included
+CELERY_BEAT_SCHEDULE["beat-heartbeat"] = {
+    "task": "taskhub.tasks.beat_heartbeat",
+    "schedule": 10.0,
+    "options": {"expires": 10},
+}
+CELERY_BEAT_SCHEDULE["prune-old-records"] = {
+    "task": "taskhub.tasks.prune_old_records",
+    "schedule": crontab(hour=3, minute=17),
 }
 
 # --- Outgoing webhooks ----------------------------------------------------------------------
@@ -281,9 +304,27 @@ TRACKER_POST_LIMIT_PER_TOKEN = env_int("TRACKER_POST_LIMIT_PER_TOKEN", 5)
 TRACKER_POST_LIMIT_PER_IP = env_int("TRACKER_POST_LIMIT_PER_IP", 20)
 TRACKER_POST_WINDOW_SECONDS = env_int("TRACKER_POST_WINDOW_SECONDS", 600)
 
+# --- Operations: readiness, metrics, retention (docs/operations.md) --------------------------
+READY_BEAT_MAX_AGE_SECONDS = env_int("READY_BEAT_MAX_AGE_SECONDS", 60)
+READY_WEBHOOK_MAX_DUE_AGE_SECONDS = env_int("READY_WEBHOOK_MAX_DUE_AGE_SECONDS", 300)
+READY_NOTIFICATION_MAX_DUE_AGE_SECONDS = env_int("READY_NOTIFICATION_MAX_DUE_AGE_SECONDS", 300)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 300)
+RETENTION_DAYS = env_int("RETENTION_DAYS", 30)
+
+# JSON lines in production, readable lines under DEBUG; every line carries the request id.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "taskhub.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "taskhub.logs.json_formatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

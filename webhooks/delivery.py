@@ -129,6 +129,7 @@ def attempt_delivery(delivery: Delivery) -> Attempt | None:
         delivery.status, delivery.next_attempt_at, delivery.locked_until = Delivery.Status.DEAD, None, None
         delivery.last_error = "Not sent: the endpoint is disabled."
         delivery.save(update_fields=["status", "next_attempt_at", "locked_until", "last_error", "updated_at"])
+        log_outcome(delivery, None)
         return None
     started = timezone.now()
     body = request_body(delivery.event)
@@ -147,7 +148,36 @@ def attempt_delivery(delivery: Delivery) -> Attempt | None:
         error=response.error or _describe(response.status_code),
     )
     _record(delivery, attempt, response)
+    log_outcome(delivery, attempt)
     return attempt
+
+
+def log_outcome(delivery: Delivery, attempt: Attempt | None) -> None:
+    """One line per attempt with the ids a grep needs: message, delivery, endpoint, Travtus request."""
+    fields = {
+        "webhook_id": delivery.event_id,
+        "delivery_id": delivery.pk,
+        "endpoint_id": delivery.endpoint_id,
+        "event_type": delivery.event.type,
+        "outcome": delivery.status,
+        "attempt": delivery.attempts,
+        "status_code": attempt.status_code if attempt else None,
+        "latency_ms": attempt.latency_ms if attempt else None,
+    }
+    if delivery.event.request_id:
+        fields["travtus_request_id"] = delivery.event.request_id
+    level = logging.WARNING if delivery.status == Delivery.Status.DEAD else logging.INFO
+    logger.log(
+        level,
+        "Webhook %s (delivery %s) to endpoint %s: %s, status %s, %s ms.",
+        delivery.event_id,
+        delivery.pk,
+        delivery.endpoint_id,
+        delivery.status,
+        fields["status_code"],
+        fields["latency_ms"],
+        extra=fields,
+    )
 
 
 def _describe(status_code: int | None) -> str:
