@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -92,11 +93,21 @@ def _message(exc: exceptions.APIException, type_: str, context: dict) -> str:
     return MESSAGES.get(type_) or str(exc.detail)
 
 
+def _in_use_message(exc: ProtectedError | RestrictedError) -> str:
+    """A delete refused by a PROTECT/RESTRICT foreign key: say what still uses the object."""
+    users = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", None) or []
+    names = sorted({str(obj._meta.verbose_name_plural) for obj in users})
+    return "This object is still in use" + (f" by {', '.join(names)}" if names else "") + "; it cannot be deleted."
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
         set_rollback()
         return Response(envelope(exc.type, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, (ProtectedError, RestrictedError)):
+        set_rollback()
+        return Response(envelope("conflict", _in_use_message(exc)), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, (Http404, DjangoPermissionDenied)):
         exc = exceptions.NotFound()
     if not isinstance(exc, exceptions.APIException):

@@ -257,7 +257,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["taskhub.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["taskhub.auth.IsOrganizationClient"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["taskhub.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "taskhub.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
