@@ -118,4 +118,6 @@ def arrivy_upsert(*, organization: Organization, external_id: str, data: dict[st
     """PUT/POST /express/tasks/upsert/{external_id}: create or update by the integrator's id."""
     current = find_for_update(organization, external_id)
     changes = to_changes(organization, data, current)
-    return task_upsert(organization=organization, external_id=external_id, changes=changes, locked=current)
+    return task_upsert(
+        organization=organization, external_id=external_id, changes=changes, locked=current, searched=True
+    )

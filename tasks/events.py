@@ -3,7 +3,7 @@
 from typing import Any
 
 from notifications import services as notifications
-from webhooks.services import emit
+from webhooks.services import emit, enabled_endpoints
 
 from .models import Rating, Task, TaskStatus
 
@@ -17,11 +17,26 @@ def task_data(task: Task, **extra: Any) -> dict[str, Any]:
     return {**TaskOutSerializer(task).data, **extra}
 
 
-def _emit(task: Task, type_: str, request_id: str | None = None, **extra: Any) -> None:
+def _emit(task: Task, type_: str, request_id: str | None = None, *, batch: "Batch | None" = None, **extra) -> None:
     if request_id:
         extra["request_id"] = request_id
-    emit(organization=task.organization, type=type_, data=lambda: task_data(task, **extra), task=task,
-         request_id=request_id)  # fmt: skip
+    base = batch.data if batch else lambda: task_data(task)
+    emit(organization=task.organization, type=type_, data=lambda: {**base(), **extra}, task=task,
+         request_id=request_id, endpoints=batch.endpoints if batch else None)  # fmt: skip
+
+
+class Batch:
+    """The events of one change: the endpoints are read, and the task serialized, once for all of them."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.endpoints = enabled_endpoints(task.organization)
+        self._data: dict[str, Any] | None = None
+
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = task_data(self.task)
+        return self._data
 
 
 def task_changed(
@@ -39,15 +54,16 @@ def task_changed(
         if crew_added:
             notifications.plan(task=task, event="assigned", crew_ids=crew_added)
         return
-    _emit(task, "task.updated", request_id, changed=sorted(changed))
+    batch = Batch(task)
+    _emit(task, "task.updated", request_id, batch=batch, changed=sorted(changed))
     if SCHEDULE_FIELDS.intersection(changed):
-        _emit(task, "task.rescheduled", request_id)
+        _emit(task, "task.rescheduled", request_id, batch=batch)
         notifications.plan(task=task, event="rescheduled")
     if crew_added:
-        _emit(task, "task.assigned", request_id, entity_ids_added=sorted(crew_added))
+        _emit(task, "task.assigned", request_id, batch=batch, entity_ids_added=sorted(crew_added))
         notifications.plan(task=task, event="assigned", crew_ids=crew_added)
     if crew_removed:
-        _emit(task, "task.unassigned", request_id, entity_ids_removed=sorted(crew_removed))
+        _emit(task, "task.unassigned", request_id, batch=batch, entity_ids_removed=sorted(crew_removed))
 
 
 def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None) -> None:

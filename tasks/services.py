@@ -224,10 +224,10 @@ class UpsertResult:
 
 
 def find_for_update(organization: Organization, external_id: str) -> Task | None:
-    """The org's live task with this external id, locked, with its customer."""
+    """The org's live task with this external id, locked, with its customer and rating (the response shows both)."""
     return (
         Task.objects.select_for_update(of=("self",))
-        .select_related("customer")
+        .select_related("customer", "rating")
         .filter(organization=organization, external_id=external_id, deleted_at__isnull=True)
         .first()
     )
@@ -291,6 +291,8 @@ def _write_addresses(task: Task, changes: TaskChanges, created: bool) -> bool:
 def _write_members(task: Task, relation: str, wanted: list | None, created: bool) -> tuple[set[int], set[int]]:
     """Replace the members of an M2M relation; returns (added ids, removed ids)."""
     if wanted is None:
+        if created:  # a new task has none: spare the response and the events a query
+            task.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = []
         return set(), set()
     manager = getattr(task, relation)
     through = manager.through
@@ -315,18 +317,27 @@ def _fields_of(changes: TaskChanges) -> dict[str, Any]:
 
 @transaction.atomic(savepoint=False)
 def task_upsert(
-    *, organization: Organization, external_id: str | None, changes: TaskChanges, locked: Task | None = None
+    *,
+    organization: Organization,
+    external_id: str | None,
+    changes: TaskChanges,
+    locked: Task | None = None,
+    searched: bool = False,
 ) -> UpsertResult:
     """Create the org's task with this external id, or update only the fields sent; one transaction.
 
-    `locked` is the task when the caller already holds find_for_update()'s lock on it.
+    `locked` is the task when the caller already holds find_for_update()'s lock on it; `searched`
+    says the caller already ran find_for_update() in this transaction and found nothing.
     Race-safe: the row is locked when it exists; when two requests create the same new id at
     once, the unique index lets one insert and the other falls back to locking and updating it.
     """
-    task = locked or (find_for_update(organization, external_id) if external_id else None)
+    task = locked
+    if task is None and external_id and not searched:
+        task = find_for_update(organization, external_id)
     if task is None:
         task = _insert_task(organization, external_id, _fields_of(changes))
         if task is not None:
+            Task.rating.related.set_cached_value(task, None)  # a new task has no rating: no query to show it
             return _apply_changes(task, changes, created=True)
         task = find_for_update(organization, external_id)
     task.organization = organization  # already loaded: spare the events a query
