@@ -9,8 +9,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .admin_login import LimitedAdminAuthenticationForm
 from .admin_scoping import ADD, CHANGE, VIEW, OrgScopedAdmin, Role
 from .models import AccessToken, ApiClient, IdempotencyRecord, Membership, Organization
+
+admin.site.login_form = LimitedAdminAuthenticationForm
 
 
 def adopt(target: models.Model, issued: models.Model) -> None:
