@@ -158,7 +158,8 @@ def write(organization: Organization, rows: list[Notification], now: datetime | 
     _set_initial_state(organization, rows, now)
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     # ignore_conflicts leaves the primary keys unset: read back what the keys now hold.
-    written = list(Notification.objects.filter(idempotency_key__in=[row.idempotency_key for row in rows]))
+    stored = Notification.objects.in_bulk([row.idempotency_key for row in rows], field_name="idempotency_key")
+    written = [stored[row.idempotency_key] for row in rows if row.idempotency_key in stored]
     enqueue_on_commit(row.pk for row in written if row.status == Notification.Status.QUEUED)
     return written
 

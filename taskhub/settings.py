@@ -171,15 +171,16 @@ WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 200)
 WEBHOOK_SWEEP_THREADS = env_int("WEBHOOK_SWEEP_THREADS", 16)
 
 # --- Notifications: email, SMS (docs/notifications.md) -------------------------------------
-# Django's mailer from the classic EMAIL_* variables; no EMAIL_HOST (`make run`): the console.
+# Django's default mailer, from the classic EMAIL_* variables. Without EMAIL_HOST, `make run`
+# (DEBUG) writes emails to the console; production falls back to Django's SMTP on localhost.
 EMAIL_TIMEOUT_SECONDS = env_int("EMAIL_TIMEOUT", 15)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TaskHub <notifications@localhost>")
-if os.environ.get("EMAIL_HOST"):
+if os.environ.get("EMAIL_HOST") or not DEBUG:
     MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "OPTIONS": {
-                "host": os.environ["EMAIL_HOST"],
+                "host": os.environ.get("EMAIL_HOST") or "localhost",
                 "port": env_int("EMAIL_PORT", 25),
                 "username": os.environ.get("EMAIL_HOST_USER", ""),
                 "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),

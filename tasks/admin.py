@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from notifications.admin import NotificationInline
 from taskhub.admin_scoping import (
     VIEW,
     OrgScopedAdmin,
@@ -316,7 +317,7 @@ class TaskAdmin(TaskActionsMixin, OrgScopedAdmin):
     autocomplete_fields = ["group", "unit", "customer", "creator", "assignees", "resources"]
     fieldsets = TASK_FIELDSETS
     readonly_fields = TASK_READONLY
-    inlines = [TaskAddressInline, TaskStatusInline]
+    inlines = [TaskAddressInline, TaskStatusInline, NotificationInline]
     actions = ["report_status", "assign_crew", "rotate_tracker_token"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
