@@ -26,4 +26,6 @@ RUN SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinp
 USER taskhub
 EXPOSE 8000
 
-CMD ["sh", "-c", "exec gunicorn taskhub.wsgi --bind 0.0.0.0:8000 --workers \"$WEB_CONCURRENCY\" --threads \"$GUNICORN_THREADS\" --access-logfile - --error-logfile -"]
+# gunicorn's processes share request metrics through PROMETHEUS_MULTIPROC_DIR, emptied at start;
+# each request is logged by the app (JSON, with its request id), so gunicorn keeps no access log.
+CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=\"${PROMETHEUS_MULTIPROC_DIR:-/tmp/taskhub-prometheus}\" && rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec gunicorn taskhub.wsgi --bind 0.0.0.0:8000 --workers \"$WEB_CONCURRENCY\" --threads \"$GUNICORN_THREADS\" --error-logfile -"]
