@@ -198,7 +198,8 @@ def _record(delivery: Delivery, attempt: Attempt, response: http.Response) -> No
     delivery.locked_until = None
     if attempt.succeeded:
         delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
-        Endpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False).update(failing_since=None)
+        if delivery.endpoint.failing_since is not None:  # read with the claim: most successes need no write
+            Endpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False).update(failing_since=None)
     else:
         disabled = _note_failure(delivery.endpoint, attempt, now)
         delay = None if disabled else _next_delay(delivery.attempts, response)
