@@ -29,7 +29,7 @@ CUSTOMER_MOBILE = "+12125550142"
 CREW_MOBILE = "+12125550177"
 
 
-def wait_until(condition, timeout: float = 15.0, message: str = "condition not met before the deadline") -> None:
+def wait_until(condition, timeout: float = 30.0, message: str = "condition not met before the deadline") -> None:
     """Poll `condition` until it holds, failing after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -59,7 +59,7 @@ class Mailbox:
         self.messages.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), content))
         return "250 Message accepted for delivery"
 
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[Mail]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Mail]:
         wait_until(lambda: len(self.messages) >= count, timeout, f"expected {count} emails, got {len(self.messages)}")
         return self.messages
 
@@ -132,7 +132,7 @@ class FakeTwilio:
         body = {"sid": sid, "status": "queued", "to": form["To"], "from": form["From"]}
         return Response(json.dumps(body), status=201, content_type="application/json")
 
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[Sms]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Sms]:
         wait_until(lambda: len(self.messages) >= count, timeout, f"expected {count} SMS, got {len(self.messages)}")
         return self.messages
 

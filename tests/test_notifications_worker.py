@@ -142,7 +142,7 @@ def test_stop_suppresses_the_next_status_message_and_start_restores_it(
 
     _, second = fake_twilio.wait_for(2)
     assert "is on the way" in second.body
-    assert statuses(event="status:ENROUTE") == ["sent", "suppressed"]
+    wait_until(lambda: statuses(event="status:ENROUTE") == ["sent", "suppressed"])
     assert len(fake_twilio.messages) == 2
 
 
