@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskhub.celery import app
 from taskhub.health import HEARTBEAT_KEY, record_beat_heartbeat
 from taskhub.logs import RequestIdFilter, bound_request_id, json_formatter
+from tasks.models import Group
 from webhooks.models import Delivery, Endpoint, Event
 
 pytestmark = pytest.mark.requires_redis
@@ -206,6 +207,19 @@ def test_a_sane_incoming_request_id_is_kept_and_returned(client, caplog):
     (line,) = [r for r in caplog.records if r.name == "taskhub.request"]
     assert line.request_id == "lb-2f1c.77"
     assert line.status == 401
+
+
+def test_a_travtus_request_keeps_its_own_request_id_and_logs_both(api, org, caplog):
+    Group.objects.create(organization=org, name="Riverside", external_ref="group-1")
+    caplog.set_level(logging.INFO, logger="taskhub.request")
+    caplog.handler.addFilter(RequestIdFilter())
+
+    response = api.post("/api/task/", {"group_external_ref": "group-1"}, format="json", HTTP_X_REQUEST_ID="lb-9")
+
+    travtus_id = response.json()["request_id"]
+    assert response["X-Request-Id"] == travtus_id, "the Travtus contract: the header carries its request_id"
+    (line,) = [r for r in caplog.records if r.name == "taskhub.request"]
+    assert (line.request_id, line.travtus_request_id, line.route) == ("lb-9", travtus_id, "api/task/")
 
 
 def test_an_insane_incoming_request_id_is_replaced(client):

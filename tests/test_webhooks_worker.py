@@ -23,6 +23,7 @@ BROKER_URL = "redis://127.0.0.1:6379/11"
 def broker():
     """The webhooks suite's own Redis database, emptied before and after."""
     app.conf.broker_url = BROKER_URL
+    app._pool = app.amqp._producer_pool = None  # publish there too, not to a broker pooled earlier
     client = redis.Redis.from_url(BROKER_URL)
     client.flushdb()
     yield client
