@@ -24,10 +24,12 @@ assert send_notification.name == "notifications.tasks.send_notification"  # regi
 def broker():
     """The notification suite's own Redis database, emptied before and after."""
     app.conf.broker_url = BROKER_URL
+    app._pool = app.amqp._producer_pool = None  # publish there too, not to a broker pooled earlier
     client = redis.Redis.from_url(BROKER_URL)
     client.flushdb()
     yield client
     client.flushdb()
+    app._pool = app.amqp._producer_pool = None
 
 
 @pytest.fixture
