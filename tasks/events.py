@@ -17,7 +17,11 @@ def task_data(task: Task, **extra: Any) -> dict[str, Any]:
     return {**TaskOutSerializer(task).data, **extra}
 
 
-def _emit(task: Task, type_: str, request_id: str | None = None, *, batch: "Batch | None" = None, **extra) -> None:
+def _emit(
+    task: Task, type_: str, request_id: str | None = None, *, batch: "Batch | None" = None, send: bool = True, **extra
+) -> None:
+    if not send:  # do_not_send_webhook_notification: no webhook for this change; messages still go
+        return
     if request_id:
         extra["request_id"] = request_id
     base = batch.data if batch else lambda: task_data(task)
@@ -47,30 +51,33 @@ def task_changed(
     crew_added: set[int],
     crew_removed: set[int],
     request_id: str | None = None,
+    send_webhooks: bool = True,
 ) -> None:
+    send = send_webhooks
     if created:
-        _emit(task, "task.created", request_id)
+        _emit(task, "task.created", request_id, send=send)
         notifications.plan(task=task, event="created")
         if crew_added:
             notifications.plan(task=task, event="assigned", crew_ids=crew_added)
         return
-    batch = Batch(task)
-    _emit(task, "task.updated", request_id, batch=batch, changed=sorted(changed))
+    batch = Batch(task) if send else None
+    _emit(task, "task.updated", request_id, batch=batch, send=send, changed=sorted(changed))
     if SCHEDULE_FIELDS.intersection(changed):
-        _emit(task, "task.rescheduled", request_id, batch=batch)
+        _emit(task, "task.rescheduled", request_id, batch=batch, send=send)
         notifications.plan(task=task, event="rescheduled")
     if crew_added:
-        _emit(task, "task.assigned", request_id, batch=batch, entity_ids_added=sorted(crew_added))
+        _emit(task, "task.assigned", request_id, batch=batch, send=send, entity_ids_added=sorted(crew_added))
         notifications.plan(task=task, event="assigned", crew_ids=crew_added)
     if crew_removed:
-        _emit(task, "task.unassigned", request_id, batch=batch, entity_ids_removed=sorted(crew_removed))
+        _emit(task, "task.unassigned", request_id, batch=batch, send=send, entity_ids_removed=sorted(crew_removed))
 
 
-def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None) -> None:
+def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None, send_webhooks: bool = True) -> None:
     _emit(
         task,
         "task.status_changed",
         request_id,
+        send=send_webhooks,
         status_entry={
             "id": entry.pk,
             "type": entry.type,
@@ -97,8 +104,8 @@ def task_rated(task: Task, rating: Rating) -> None:
                                       "created_at": rating.created_at.isoformat()})  # fmt: skip
 
 
-def task_deleted(task: Task, request_id: str | None = None) -> None:
-    _emit(task, "task.deleted", request_id)
+def task_deleted(task: Task, request_id: str | None = None, send_webhooks: bool = True) -> None:
+    _emit(task, "task.deleted", request_id, send=send_webhooks)
     notifications.withdraw(task=task)
 
 

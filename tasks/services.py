@@ -99,8 +99,7 @@ def task_report_status(
         task.completed_datetime = None
     task.version += 1
     task.save(update_fields=["status", "status_changed_at", "eta", "completed_datetime", "version", "updated_at"])
-    if not suppress_webhooks:
-        events.status_reported(task, entry, request_id)
+    events.status_reported(task, entry, request_id, send_webhooks=not suppress_webhooks)
     return entry
 
 
@@ -148,8 +147,7 @@ def task_delete(*, task: Task, request_id: str | None = None, suppress_webhooks:
         task.deleted_at = timezone.now()
         task.version += 1
         task.save(update_fields=["deleted_at", "version", "updated_at"])
-        if not suppress_webhooks:
-            events.task_deleted(task, request_id)
+        events.task_deleted(task, request_id, send_webhooks=not suppress_webhooks)
     return task
 
 
@@ -368,9 +366,9 @@ def _apply_changes(task: Task, changes: TaskChanges, *, created: bool) -> Upsert
     elif changed:
         task.version += 1
         task.save()
-    if (created or changed) and not changes.suppress_webhooks:
+    if created or changed:
         events.task_changed(
             task, created=created, changed=changed, crew_added=crew_added, crew_removed=crew_removed,
-            request_id=changes.request_id,
+            request_id=changes.request_id, send_webhooks=not changes.suppress_webhooks,
         )  # fmt: skip
     return UpsertResult(task=task, created=created, changed=changed)

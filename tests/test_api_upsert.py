@@ -204,3 +204,16 @@ def test_parallel_upserts_of_one_new_external_id_create_exactly_one_task(org, to
     task = Task.objects.get(external_id="race")
     assert task.version == 20
     assert task.title == f"t{task.extra_fields['i']}"
+
+
+def test_do_not_send_webhook_notification_silences_webhooks_for_that_change_only(api, org):
+    from notifications.models import Notification
+    from webhooks.models import Endpoint, Event
+
+    Endpoint.objects.create(organization=org, url="https://hooks.example.com/in")
+    quiet = {**FULL, "do_not_send_webhook_notification": True}
+    assert api.put(URL.format("ord-q"), quiet, format="json").status_code == 201
+    assert not Event.objects.exists()
+    assert Notification.objects.filter(event="created").exists()  # the customer still hears about it
+    api.put(URL.format("ord-q"), {"title": "Louder"}, format="json")
+    assert list(Event.objects.values_list("type", flat=True)) == ["task.updated"]
