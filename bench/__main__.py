@@ -121,14 +121,14 @@ def main() -> int:
             ("throughput", lambda: measure_throughput(context)),
             ("delivery", lambda: measure_delivery(context)),
             ("admin", lambda: measure_admin(context)),
-            ("fanout", lambda: measure_fanout(context)),
+            ("fanout", lambda: measure_fanout(context, raw.get("throughput"))),
             ("headroom", lambda: measure_headroom(context)),
         ]
         for name, step in steps:
             if not config.wants(name) and not (name == "queries" and config.wants("throughput")):
                 continue
             print(f"bench: {name} …", flush=True)
-            left = servers.wait_idle(config.redis_url, 30 if config.quick else 120)
+            left = servers.wait_idle(config.redis_url, 15 if config.quick else 120)
             raw.setdefault("backlog_before", {})[name] = left
             step_started = time.monotonic()
             try:
