@@ -8,7 +8,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -108,6 +109,8 @@ class Person(OrgOwned):
         constraints = [unique_per_org("external_ref", "person_external_ref_unique")]
         indexes = [
             models.Index(fields=["organization", "email"], name="person_org_email"),
+            # Customers are matched by email case-insensitively (email__iexact is UPPER(email) = UPPER(%s)).
+            models.Index(F("organization"), Upper("email"), name="person_org_email_ci"),
             models.Index(fields=["organization", "phone"], name="person_org_phone"),
         ]
         verbose_name_plural = "people"
@@ -280,7 +283,10 @@ class Task(OrgOwned):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "start_datetime"], name="task_org_start"),
+            # The lists sort by -start_datetime, -id: (start, id) indexes serve them scanned backwards,
+            # with no sort of the whole table (per organization for dispatchers, global for superusers).
+            models.Index(fields=["organization", "start_datetime", "id"], name="task_org_start_id"),
+            models.Index(fields=["start_datetime", "id"], name="task_start_id"),
             models.Index(fields=["organization", "status"], name="task_org_status"),
             models.Index(fields=["organization", "due_datetime"], name="task_org_due"),
             models.Index(fields=["organization", "updated_at"], name="task_org_updated"),
