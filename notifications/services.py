@@ -68,7 +68,7 @@ def plan(
     """
     if event not in EVENTS or task.is_deleted:
         return []
-    rules = list(template_set_for(task).rules.filter(event=event, enabled=True))
+    rules = rules_for(task, event)
     if not rules:
         return []
     organization = task.organization
@@ -83,6 +83,17 @@ def plan(
                 key = idempotency_key(organization.pk, task.pk, event, occurrence, person.pk, rule.channel)
                 rows.append(_build(rule, organization, task, person, to, key, {**context, **_about(person)}))
     return write(organization, rows)
+
+
+def rules_for(task: Task, event: str) -> list:
+    """The task's enabled rules for `event`; read once per task instance, as one change plans several events."""
+    cache = task.__dict__.get("_notification_rules")
+    if cache is None:
+        cache = {}
+        for rule in template_set_for(task).rules.filter(enabled=True):
+            cache.setdefault(rule.event, []).append(rule)
+        task.__dict__["_notification_rules"] = cache
+    return cache.get(event, [])
 
 
 def recipients(task: Task, audience: str, crew: set[int] | None = None) -> list[Person]:

@@ -1,13 +1,12 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from tasks.views import attachment_file
 
 from .api import MeView
 from .oauth import TokenView
+from .views import public_media
 
 handler404 = "taskhub.views.not_found"
 handler500 = "taskhub.views.server_error"
@@ -32,7 +31,5 @@ urlpatterns = [
     path("files/<str:token>", attachment_file, name="attachment-file"),
     path("t/", include("tasks.tracker_urls")),
     path("hooks/", include("notifications.urls")),
+    path("media/<path:path>", public_media, name="public-media"),
 ]
-
-if settings.DEBUG:
-    urlpatterns.append(path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}))
