@@ -87,12 +87,12 @@ def plan(
 
 def rules_for(task: Task, event: str) -> list:
     """The task's enabled rules for `event`; read once per task instance, as one change plans several events."""
-    cache = task.__dict__.get("_notification_rules")
-    if cache is None:
+    template, cache = task.__dict__.get("_notification_rules", (None, None))
+    if cache is None or template != task.template:
         cache = {}
         for rule in template_set_for(task).rules.filter(enabled=True):
             cache.setdefault(rule.event, []).append(rule)
-        task.__dict__["_notification_rules"] = cache
+        task.__dict__["_notification_rules"] = (task.template, cache)
     return cache.get(event, [])
 
 
