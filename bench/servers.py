@@ -75,6 +75,8 @@ def start_worker(config: Config, env: dict[str, str]) -> Process:
         "worker",
         "-Q",
         "default,webhooks,notifications",
+        "--pool",
+        "threads",  # as docker-compose's webhook and notification workers: I/O-bound work
         "--concurrency",
         str(config.celery_concurrency),
         "--loglevel",

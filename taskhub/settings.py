@@ -69,6 +69,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# One-time secrets shown in admin messages stay on the server, not in a (signed, readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "taskhub.urls"
 # A 404 from the API must stay a 404 in the envelope, not become a redirect to a slashed URL.
 APPEND_SLASH = False
@@ -167,7 +170,7 @@ CELERY_BEAT_SCHEDULE["prune-old-records"] = {
 # --- Outgoing webhooks ----------------------------------------------------------------------
 WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")  # CIDRs let through the SSRF guard
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", 15))
-WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env_int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 4)
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env_int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 16)
 WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 200)
 WEBHOOK_SWEEP_THREADS = env_int("WEBHOOK_SWEEP_THREADS", 16)
 

@@ -67,6 +67,23 @@ def claim_due(limit: int) -> list[Delivery]:
     return list(Delivery.objects.select_related("event", "endpoint").filter(pk__in=[d.pk for d in chosen]))
 
 
+def claim_next_for_endpoint(endpoint_id: int) -> Delivery | None:
+    """Lease the endpoint's oldest due delivery: a slot that frees up drains the endpoint's backlog."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.due(now)
+            .filter(endpoint_id=endpoint_id)
+            .order_by("next_attempt_at")
+            .select_for_update(skip_locked=True)
+            .first()
+        )
+        if delivery is None:
+            return None
+        Delivery.objects.filter(pk=delivery.pk).update(locked_until=now + lease_length())
+    return Delivery.objects.select_related("event", "endpoint").get(pk=delivery.pk)
+
+
 def endpoint_allowance(endpoint: Endpoint) -> int:
     """In-flight attempts one endpoint may hold, so a slow one cannot take every worker."""
     allowance = settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT

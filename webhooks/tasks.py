@@ -4,6 +4,8 @@ from celery import shared_task
 
 from . import delivery as domain
 
+DRAIN_LIMIT = 100
+
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
@@ -12,9 +14,16 @@ def deliver_webhook(delivery_id: int) -> None:
     if claimed is None:
         return  # final, not due yet, or being sent by another worker
     if not domain.endpoint_has_room(claimed):
-        domain.release(claimed)  # the endpoint is busy: the sweeper sends it when a slot frees up
+        domain.release(claimed)  # the endpoint is busy: the slot's holder sends it next
         return
     domain.attempt_delivery(claimed)
+    # Keep the slot busy while the endpoint has a backlog held back by its in-flight limit,
+    # instead of leaving it to the sweeper's next pass; bounded so one task cannot run forever.
+    for _ in range(DRAIN_LIMIT):
+        following = domain.claim_next_for_endpoint(claimed.endpoint_id)
+        if following is None:
+            return
+        domain.attempt_delivery(following)
 
 
 @shared_task(acks_late=True, ignore_result=True)
