@@ -91,6 +91,12 @@ def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None
     notifications.plan(task=task, event=f"status:{entry.type}", occurrence=f"s{entry.pk}")
 
 
+def task_late(task: Task, eta, window_end, request_id: str | None = None, send_webhooks: bool = True) -> None:
+    """task.late: the expected arrival reported on the way falls after the promised window."""
+    _emit(task, "task.late", request_id, send=send_webhooks, expected_arrival=eta.isoformat(),
+          window_end=window_end.isoformat())  # fmt: skip
+
+
 def customer_message(task: Task, entry: TaskStatus) -> None:
     _emit(
         task,

@@ -100,7 +100,17 @@ def task_report_status(
     task.version += 1
     task.save(update_fields=["status", "status_changed_at", "eta", "completed_datetime", "version", "updated_at"])
     events.status_reported(task, entry, request_id, send_webhooks=not suppress_webhooks)
+    closes = window_end(task)
+    if eta and closes and eta > closes:
+        events.task_late(task, eta, closes, request_id, send_webhooks=not suppress_webhooks)
     return entry
+
+
+def window_end(task: Task) -> datetime | None:
+    """When the customer was told the crew would arrive at the latest: the window's end, else the start."""
+    if task.unscheduled or not task.start_datetime:
+        return None
+    return task.end_datetime or task.start_datetime
 
 
 MAX_ETA_MINUTES = 24 * 60

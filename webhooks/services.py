@@ -121,6 +121,9 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
             "disabled_at": endpoint.disabled_at,
         }
         emit(organization=endpoint.organization, type=ENDPOINT_DISABLED, data=data)
+        from .tasks import notify_endpoint_disabled  # tasks import this module
+
+        transaction.on_commit(lambda: notify_endpoint_disabled.delay(endpoint.pk))
 
 
 @transaction.atomic

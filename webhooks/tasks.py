@@ -2,7 +2,9 @@
 
 from celery import shared_task
 
+from . import alerts
 from . import delivery as domain
+from .models import Endpoint
 
 DRAIN_LIMIT = 100
 
@@ -30,3 +32,11 @@ def deliver_webhook(delivery_id: int) -> None:
 def sweep_webhook_deliveries() -> int:
     """Every few seconds: send what is due and was never enqueued, or is due for a retry."""
     return domain.deliver_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def notify_endpoint_disabled(endpoint_id: int) -> None:
+    """Email the organization's administrators that an endpoint was disabled."""
+    endpoint = Endpoint.objects.select_related("organization").filter(pk=endpoint_id).first()
+    if endpoint is not None:
+        alerts.email_endpoint_disabled(endpoint)
