@@ -7,10 +7,11 @@ import time
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
+from django.core.cache import cache
 from prometheus_client.parser import text_string_to_metric_families
 
 from taskhub.celery import app
-from taskhub.health import beat_heartbeat_age
+from taskhub.health import HEARTBEAT_KEY, beat_heartbeat_age
 from taskhub.logs import RequestIdFilter
 from taskhub.tasks import beat_heartbeat
 from webhooks.models import Delivery
@@ -29,9 +30,10 @@ def use_broker(url: str) -> None:
 
 
 @pytest.fixture
-def broker():
+def broker(settings):
     """This suite's own Redis database, emptied before and after."""
     use_broker(BROKER_URL)
+    settings.CELERY_BROKER_URL = BROKER_URL  # where /metrics and /readyz look for queue lengths
     client = redis.Redis.from_url(BROKER_URL)
     client.flushdb()
     yield client
@@ -126,6 +128,7 @@ def test_metrics_count_a_delivery_made_by_the_worker(client, api, endpoint, rece
 
 
 def test_the_heartbeat_task_run_by_a_worker_makes_beat_ready(client, worker):
+    cache.delete(HEARTBEAT_KEY)  # a heartbeat left by another test must not pass for this one
     beat_heartbeat.delay()
 
     wait_until(lambda: beat_heartbeat_age() is not None)
