@@ -22,7 +22,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+	DEBUG=1 DATABASE_URL=sqlite:// $(PY) manage.py makemigrations --check --dry-run
 
 format: install
 	$(VENV)/bin/ruff check --fix .

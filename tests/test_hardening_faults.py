@@ -16,7 +16,6 @@ from unittest import mock
 
 import psycopg
 import pytest
-import redis
 import time_machine
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
@@ -26,6 +25,7 @@ from django.utils import timezone
 from taskhub.celery import app
 from taskhub.models import AccessToken
 from taskhub.wsgi import application
+from tests.celery_broker import own_broker, use_broker
 from webhooks.delivery import deliver_due, lease_length
 from webhooks.models import Delivery, Event
 from webhooks.tasks import sweep_webhook_deliveries
@@ -42,21 +42,10 @@ def broker_url() -> str:
     return os.environ["REDIS_URL"]
 
 
-def use_broker(url: str) -> None:
-    """Point the Celery app's producer at `url`, dropping pooled connections to the old one."""
-    app.conf.broker_url = url
-    app._pool = None  # pools are built lazily from broker_url on the next publish
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def broker():
-    use_broker(broker_url())
-    client = redis.Redis.from_url(broker_url())
-    client.flushdb()
-    yield client
-    client.flushdb()
-    use_broker(broker_url())
+    with own_broker(broker_url()) as client:
+        yield client
 
 
 @pytest.fixture

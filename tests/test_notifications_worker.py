@@ -1,7 +1,6 @@
 """End to end with a real Celery worker, Redis, a real SMTP server and a fake Twilio over HTTP."""
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
@@ -9,6 +8,7 @@ from notifications.models import Notification, Suppression
 from notifications.tasks import send_notification, sweep_notifications
 from taskhub.celery import app
 from tasks.models import Person, Task, TaskStatus
+from tests.celery_broker import own_broker
 
 from .test_notifications_fixtures import CUSTOMER_MOBILE, FROM_NUMBER, signed_post, wait_until
 
@@ -23,13 +23,8 @@ assert send_notification.name == "notifications.tasks.send_notification"  # regi
 @pytest.fixture
 def broker():
     """The notification suite's own Redis database, emptied before and after."""
-    app.conf.broker_url = BROKER_URL
-    app._pool = app.amqp._producer_pool = None  # publish there too, not to a broker pooled earlier
-    client = redis.Redis.from_url(BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    app._pool = app.amqp._producer_pool = None
+    with own_broker(BROKER_URL) as client:
+        yield client
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import logging
 import time
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,6 +13,7 @@ from taskhub.celery import app
 from taskhub.health import HEARTBEAT_KEY, beat_heartbeat_age
 from taskhub.logs import RequestIdFilter
 from taskhub.tasks import beat_heartbeat
+from tests.celery_broker import own_broker
 from webhooks.models import Delivery
 
 pytest_plugins = ["tests.webhook_fixtures"]
@@ -22,22 +22,11 @@ pytestmark = [pytest.mark.requires_redis, pytest.mark.django_db(transaction=True
 BROKER_URL = "redis://127.0.0.1:6379/7"
 
 
-def use_broker(url: str) -> None:
-    """Point publishers and workers at `url`, dropping connections pooled to another suite's broker."""
-    app.conf.broker_url = url
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def broker(settings):
     """This suite's own Redis database, emptied before and after."""
-    use_broker(BROKER_URL)
-    settings.CELERY_BROKER_URL = BROKER_URL  # where /metrics and /readyz look for queue lengths
-    client = redis.Redis.from_url(BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
+    with own_broker(BROKER_URL, settings) as client:
+        yield client
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 import time
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
 from taskhub.celery import app
+from tests.celery_broker import own_broker
 from webhooks import services
 from webhooks.models import Delivery
 from webhooks.tasks import sweep_webhook_deliveries
@@ -22,12 +22,8 @@ BROKER_URL = "redis://127.0.0.1:6379/11"
 @pytest.fixture
 def broker():
     """The webhooks suite's own Redis database, emptied before and after."""
-    app.conf.broker_url = BROKER_URL
-    app._pool = app.amqp._producer_pool = None  # publish there too, not to a broker pooled earlier
-    client = redis.Redis.from_url(BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
+    with own_broker(BROKER_URL) as client:
+        yield client
 
 
 @pytest.fixture

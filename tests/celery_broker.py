@@ -1,0 +1,30 @@
+"""Pointing the Celery app at a test's own Redis database, for the suites that run a real worker."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from taskhub.celery import app
+
+
+def use_broker(url: str) -> None:
+    """Point publishers and workers at `url`, dropping connections pooled to a broker used earlier."""
+    app.conf.broker_url = url
+    app._pool = None  # pools are built lazily from broker_url on the next publish
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def own_broker(url: str, settings=None) -> Iterator[redis.Redis]:
+    """A Redis database for one test: the app publishes there, and it is emptied before and after."""
+    use_broker(url)
+    if settings is not None:
+        settings.CELERY_BROKER_URL = url  # where /metrics and /readyz look for queue lengths
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        use_broker(url)
