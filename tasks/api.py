@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from taskhub.errors import ValidationFailed
 from taskhub.idempotency import idempotent
 
-from . import arrivy, travtus
+from . import arrivy, examples, travtus
 from .models import Task, TaskRequest, TaskStatus
 from .parsing import DateTimeInputError, parse_datetime_in_zone
 from .serializers import (
@@ -65,7 +65,11 @@ class ItemsPerPagePagination(PageNumberPagination):
 class UpsertView(APIView):
     """Create or update a task by the integrator's own id (Arrivy's task upsert)."""
 
-    @extend_schema(request=UpsertSerializer, responses={200: TaskOutSerializer, 201: TaskOutSerializer})
+    @extend_schema(
+        request=UpsertSerializer,
+        responses={200: TaskOutSerializer, 201: TaskOutSerializer},
+        examples=[examples.UPSERT_REQUEST, examples.TASK_RESPONSE],
+    )
     @idempotent
     def put(self, request: Request, external_id: str) -> Response:
         data = validated(UpsertSerializer, request)
@@ -73,7 +77,11 @@ class UpsertView(APIView):
         body = TaskOutSerializer(result.task).data
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
-    @extend_schema(request=UpsertSerializer, responses={200: TaskOutSerializer, 201: TaskOutSerializer})
+    @extend_schema(
+        request=UpsertSerializer,
+        responses={200: TaskOutSerializer, 201: TaskOutSerializer},
+        examples=[examples.UPSERT_REQUEST, examples.TASK_RESPONSE],
+    )
     def post(self, request: Request, external_id: str) -> Response:
         return self.put(request, external_id)  # put honours Idempotency-Key for both methods
 
@@ -150,7 +158,7 @@ def ref_filter(relation: str, ref: str, param: str) -> dict:
 class ExpressStatusNewView(APIView):
     """Report a status on a task (Arrivy's status/new)."""
 
-    @extend_schema(request=StatusInSerializer, responses={201: StatusOutSerializer})
+    @extend_schema(request=StatusInSerializer, responses={201: StatusOutSerializer}, examples=[examples.STATUS_REQUEST])
     @idempotent
     def post(self, request: Request, external_id: str) -> Response:
         task = ExpressTaskView().get_object(request, external_id)
@@ -234,7 +242,11 @@ class TravtusTaskView(TravtusRequestMixin, APIView):
     def route(self) -> str:
         return f"{self.request.method} /task/"
 
-    @extend_schema(request=TravtusCreateSerializer, responses=TravtusResponseSerializer)
+    @extend_schema(
+        request=TravtusCreateSerializer,
+        responses=TravtusResponseSerializer,
+        examples=[examples.TRAVTUS_CREATE_REQUEST, examples.TRAVTUS_CREATE_RESPONSE],
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         data = validated(TravtusCreateSerializer, request)
@@ -242,7 +254,9 @@ class TravtusTaskView(TravtusRequestMixin, APIView):
         return Response({"request_id": self.request_id, "identifier": str(task.identifier)},
                         headers={"X-Request-Id": self.request_id})  # fmt: skip
 
-    @extend_schema(request=TravtusUpdateSerializer, responses=TravtusResponseSerializer)
+    @extend_schema(
+        request=TravtusUpdateSerializer, responses=TravtusResponseSerializer, examples=[examples.TRAVTUS_UPDATE_REQUEST]
+    )
     @idempotent
     def patch(self, request: Request) -> Response:
         data = validated(TravtusUpdateSerializer, request)

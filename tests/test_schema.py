@@ -41,3 +41,16 @@ def test_bearer_scheme_is_declared(schema):
 def test_schema_is_served_without_a_token(client):
     response = client.get("/api/schema/")
     assert response.status_code == 200
+
+
+def test_the_compatibility_routes_carry_request_and_response_examples(schema):
+    create = schema["paths"]["/api/task/"]["post"]
+    request = create["requestBody"]["content"]["application/json"]["examples"]
+    assert request["TravtusExampleRequest"]["value"] == {
+        "group_external_ref": "group-1",
+        "due_datetime": "2023-11-11 20:00:00",
+        "notes": "Some notes",
+    }
+    assert "examples" in create["responses"]["200"]["content"]["application/json"]
+    upsert = schema["paths"]["/api/express/tasks/upsert/{external_id}"]["put"]
+    assert "examples" in upsert["requestBody"]["content"]["application/json"]
