@@ -4,6 +4,7 @@ import base64
 import json
 import logging
 import smtplib
+from abc import ABC, abstractmethod
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -32,11 +33,11 @@ class TransportError(Exception):
         self.opted_out = opted_out
 
 
-class Transport:
+class Transport(ABC):
     """Sends one notification; returns the provider's message id or raises TransportError."""
 
-    def send(self, notification: Notification) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def send(self, notification: Notification) -> str: ...
 
 
 class Email(Transport):

@@ -20,6 +20,16 @@ from . import http, services
 from .models import Attempt, Delivery, Endpoint, Event
 
 
+class ReadOnly:
+    """Admin mixin: a log to read, never to add to or edit."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 class EndpointForm(SameOrganizationForm):
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
@@ -79,18 +89,12 @@ class EndpointAdmin(OrgScopedAdmin):
             messages.success(request, success)
 
 
-class DeliveryInline(ScopedInline, admin.TabularInline):
+class DeliveryInline(ReadOnly, ScopedInline, admin.TabularInline):
     model = Delivery
     extra = 0
     fields = ["link", "endpoint", "status", "attempts", "next_attempt_at", "last_status_code", "last_error"]
     readonly_fields = fields
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description="delivery")
     def link(self, delivery: Delivery) -> str:
@@ -99,7 +103,7 @@ class DeliveryInline(ScopedInline, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(OrgScopedAdmin):
+class EventAdmin(ReadOnly, OrgScopedAdmin):
     """The message log, read-only; resend sends the same message (same webhook-id) again."""
 
     list_display = ["id", "type", "organization", "task", "request_id", "created_at"]
@@ -110,12 +114,6 @@ class EventAdmin(OrgScopedAdmin):
     fields = readonly_fields
     inlines = [DeliveryInline]
     actions = ["resend"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.action(description="Resend the selected messages")
     def resend(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
@@ -156,25 +154,19 @@ class MemberScopedAdmin(admin.ModelAdmin):
         return obj
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnly, admin.TabularInline):
     model = Attempt
     extra = 0
     fields = ["started_at", "status_code", "latency_ms", "error", "response_body"]
     readonly_fields = fields
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return True  # shown only inside a delivery the user may already see
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(MemberScopedAdmin):
+class DeliveryAdmin(ReadOnly, MemberScopedAdmin):
     list_display = ["id", "event", "endpoint", "status", "attempts", "next_attempt_at", "last_status_code"]
     list_filter = ["status"]
     list_select_related = ["event", "endpoint"]
@@ -193,12 +185,6 @@ class DeliveryAdmin(MemberScopedAdmin):
     fields = readonly_fields
     inlines = [AttemptInline]
     actions = ["resend"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
