@@ -16,8 +16,9 @@ from taskhub.errors import ValidationFailed
 from taskhub.idempotency import idempotent
 
 from . import arrivy, examples, travtus
-from .models import Task, TaskRequest, TaskStatus
+from .models import Person, Task, TaskRequest, TaskStatus
 from .parsing import DateTimeInputError, parse_datetime_in_zone
+from .references import resolve_one
 from .serializers import (
     StatusInSerializer,
     StatusOutSerializer,
@@ -179,9 +180,6 @@ def status_arguments(request: Request, data: dict) -> dict:
         )
     reporter = None
     if data.get("reporter_id"):
-        from .models import Person
-        from .references import resolve_one
-
         reporter = resolve_one(Person, request.user.organization, data["reporter_id"], "reporter_id")
     return {
         "type": data["type"],
