@@ -30,7 +30,7 @@ def _point_endpoint(context: Context, delay_ms: int):
     return endpoint
 
 
-def _write_deliveries(endpoint, count: int) -> list[int]:
+def _write_deliveries(endpoint, count: int) -> None:
     from webhooks.models import Delivery, Event
 
     now = timezone.now()
@@ -50,21 +50,18 @@ def _write_deliveries(endpoint, count: int) -> list[int]:
                 for _ in range(count)
             ]
         )
-        deliveries = Delivery.objects.bulk_create(
-            [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for event in events]
-        )
-    return [d.pk for d in deliveries]
+        Delivery.objects.bulk_create([Delivery(event=e, endpoint=endpoint, next_attempt_at=now) for e in events])
 
 
 def through_worker(context: Context, delay_ms: int, count: int, limit: float) -> dict:
     """Write `count` due deliveries and enqueue them as the product does on commit; time until the sink has all."""
-    from webhooks.services import _enqueue
+    from webhooks.services import enqueue_endpoints
 
     endpoint = _point_endpoint(context, delay_ms)
     sink_reset(context)
     started = time.monotonic()
-    ids = _write_deliveries(endpoint, count)
-    _enqueue(ids)
+    _write_deliveries(endpoint, count)
+    enqueue_endpoints([endpoint.pk])
     deadline, received = started + limit, 0
     while time.monotonic() < deadline:
         received = sink_stats(context)["unique"]
@@ -76,8 +73,15 @@ def through_worker(context: Context, delay_ms: int, count: int, limit: float) ->
     return {"count": count, "received": received, "seconds": elapsed, "rate": received / elapsed}
 
 
+def send_concurrency() -> int:
+    """Requests the worker may have in flight to one endpoint: its send threads, capped by the endpoint's allowance."""
+    from django.conf import settings
+
+    return min(settings.WEBHOOK_SEND_THREADS, settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT)
+
+
 def plain_loop(context: Context, delay_ms: int, count: int) -> dict:
-    """The same signed POST through webhooks.http's pooled client, from as many threads as the worker has processes."""
+    """The same signed POST through webhooks.http's pooled client, from as many threads as the worker sends with."""
     from webhooks import http
     from webhooks.models import new_secret
     from webhooks.signing import signed_headers
@@ -85,7 +89,7 @@ def plain_loop(context: Context, delay_ms: int, count: int) -> dict:
     url = f"{context.config.sink_url}/d{delay_ms}"
     body = '{"type":"task.updated","timestamp":"2026-01-01T00:00:00Z","data":{}}'
     secret = new_secret()
-    threads = context.config.celery_concurrency
+    threads = send_concurrency()
     per_thread = count // threads
 
     def work(n: int) -> int:
@@ -106,8 +110,8 @@ def plain_loop(context: Context, delay_ms: int, count: int) -> dict:
 
 def measure_delivery(context: Context) -> dict:
     config = context.config
-    plan = {0: 300 if config.quick else 1000, 50: 100 if config.quick else 300}
-    results: dict = {"worker": {0: [], 50: []}, "plain": {0: [], 50: []}, "concurrency": config.celery_concurrency}
+    plan = {0: 400 if config.quick else 1000, 50: 200 if config.quick else 500}
+    results: dict = {"worker": {0: [], 50: []}, "plain": {0: [], 50: []}, "concurrency": send_concurrency()}
     for _ in range(config.runs):
         for delay, count in plan.items():
             results["plain"][delay].append(plain_loop(context, delay, count))

@@ -173,6 +173,7 @@ WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", 15))
 WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env_int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 16)
 WEBHOOK_SWEEP_BATCH = env_int("WEBHOOK_SWEEP_BATCH", 200)
 WEBHOOK_SWEEP_THREADS = env_int("WEBHOOK_SWEEP_THREADS", 16)
+WEBHOOK_SEND_THREADS = env_int("WEBHOOK_SEND_THREADS", 32)  # requests one worker process has in flight
 
 # --- Notifications: email, SMS (docs/notifications.md) -------------------------------------
 # Django's default mailer, from the classic EMAIL_* variables. Without EMAIL_HOST, `make run`

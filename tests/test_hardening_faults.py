@@ -171,7 +171,7 @@ def test_with_redis_unreachable_no_request_is_a_server_error(api, other_api, org
 
 
 def test_an_event_committed_without_its_enqueue_is_delivered_by_the_sweeper(api, endpoint, receiver, broker):
-    with mock.patch("webhooks.services._enqueue"):  # the process "dies" right after COMMIT
+    with mock.patch("webhooks.services.enqueue_endpoints"):  # the process "dies" right after COMMIT
         assert upsert(api, "lost-enqueue").status_code == 201
     assert broker.llen("celery") == 0
     event = Event.objects.get()

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -10,7 +11,7 @@ from email.utils import parsedate_to_datetime
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from . import http
@@ -67,21 +68,35 @@ def claim_due(limit: int) -> list[Delivery]:
     return list(Delivery.objects.select_related("event", "endpoint").filter(pk__in=[d.pk for d in chosen]))
 
 
-def claim_next_for_endpoint(endpoint_id: int) -> Delivery | None:
-    """Lease the endpoint's oldest due delivery: a slot that frees up drains the endpoint's backlog."""
+def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
+    """Lease the endpoint's oldest due deliveries, as many as its in-flight allowance has room for.
+
+    Claims of one endpoint are serialized on its row (FOR NO KEY UPDATE, which does not block
+    the inserts of new deliveries), so concurrent claimers never exceed the allowance. Five
+    statements per batch, whatever its size. A rate-limited endpoint gets nothing here: the
+    sweeper meters it.
+    """
     now = timezone.now()
     with transaction.atomic():
-        delivery = (
+        endpoint = Endpoint.objects.select_for_update(no_key=True).filter(pk=endpoint_id).first()
+        if endpoint is None or endpoint.rate_limit is not None:
+            return []
+        room = endpoint_allowance(endpoint) - Delivery.objects.in_flight(now).filter(endpoint_id=endpoint_id).count()
+        if room <= 0:
+            return []
+        batch = list(
             Delivery.objects.due(now)
             .filter(endpoint_id=endpoint_id)
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True)
-            .first()
+            .select_related("event")
+            .order_by("next_attempt_at", "id")
+            .select_for_update(skip_locked=True, of=("self",))[:room]
         )
-        if delivery is None:
-            return None
-        Delivery.objects.filter(pk=delivery.pk).update(locked_until=now + lease_length())
-    return Delivery.objects.select_related("event", "endpoint").get(pk=delivery.pk)
+        if batch:
+            locked_until = now + lease_length()
+            Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(locked_until=locked_until)
+    for delivery in batch:
+        delivery.endpoint, delivery.locked_until = endpoint, locked_until
+    return batch
 
 
 def endpoint_allowance(endpoint: Endpoint) -> int:
@@ -104,26 +119,44 @@ def release(delivery: Delivery) -> None:
 
 
 def deliver_due(limit: int | None = None) -> int:
-    """The sweeper's pass: claim due deliveries and attempt them on a small thread pool."""
+    """The sweeper's pass: claim due deliveries and attempt them, one batch per endpoint, batches in parallel."""
     deliveries = claim_due(limit or settings.WEBHOOK_SWEEP_BATCH)
     if not deliveries:
         return 0
-    if settings.WEBHOOK_SWEEP_THREADS <= 1 or connection.vendor == "sqlite":  # SQLite: one writer at a time
-        for delivery in deliveries:
-            attempt_delivery(delivery)
+    batches: dict[int, list[Delivery]] = {}
+    for delivery in deliveries:
+        batches.setdefault(delivery.endpoint_id, []).append(delivery)
+    if settings.WEBHOOK_SWEEP_THREADS <= 1 or len(batches) == 1 or connection.vendor == "sqlite":
+        for batch in batches.values():
+            attempt_batch(batch)
         return len(deliveries)
-    with ThreadPoolExecutor(max_workers=settings.WEBHOOK_SWEEP_THREADS) as pool:
-        list(pool.map(_attempt_in_thread, deliveries))
+    with ThreadPoolExecutor(max_workers=min(settings.WEBHOOK_SWEEP_THREADS, len(batches))) as pool:
+        list(pool.map(_attempt_in_thread, batches.values()))
     return len(deliveries)
 
 
-def _attempt_in_thread(delivery: Delivery) -> None:
+def _attempt_in_thread(batch: list[Delivery]) -> None:
     try:
-        attempt_delivery(delivery)
+        attempt_batch(batch)
     except Exception:
-        logger.exception("Webhook delivery %s failed unexpectedly; it is retried when its lease ends.", delivery.pk)
+        ids = [delivery.pk for delivery in batch]
+        logger.exception("Webhook deliveries %s failed unexpectedly; retried when their lease ends.", ids)
     finally:
         connection.close()
+
+
+_send_pool: ThreadPoolExecutor | None = None
+_send_pool_lock = threading.Lock()
+
+
+def send_pool() -> ThreadPoolExecutor:
+    """The process's HTTP senders: a batch's requests go out together; only the sending runs here, no SQL."""
+    global _send_pool
+    with _send_pool_lock:
+        if _send_pool is None:
+            threads = max(1, settings.WEBHOOK_SEND_THREADS)
+            _send_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook-send")
+        return _send_pool
 
 
 def request_body(event: Event) -> str:
@@ -141,13 +174,48 @@ def request_headers(delivery: Delivery, body: str, now: datetime) -> dict[str, s
 
 def attempt_delivery(delivery: Delivery) -> Attempt | None:
     """Send one attempt of a claimed delivery and record its outcome and the next step."""
-    endpoint = delivery.endpoint
+    return attempt_batch([delivery])[0]
+
+
+def attempt_batch(deliveries: list[Delivery]) -> list[Attempt | None]:
+    """Send one attempt of each claimed delivery of one endpoint, together, and record every outcome at once.
+
+    The requests go out in parallel on the send pool; the attempts are then written in one
+    INSERT and the deliveries in one UPDATE, in one transaction.
+    """
+    endpoint = deliveries[0].endpoint
     if not endpoint.enabled:
-        delivery.status, delivery.next_attempt_at, delivery.locked_until = Delivery.Status.DEAD, None, None
-        delivery.last_error = "Not sent: the endpoint is disabled."
-        delivery.save(update_fields=["status", "next_attempt_at", "locked_until", "last_error", "updated_at"])
-        log_outcome(delivery, None)
-        return None
+        _bury(deliveries, "Not sent: the endpoint is disabled.")
+        return [None] * len(deliveries)
+    if len(deliveries) == 1 or settings.WEBHOOK_SEND_THREADS <= 1:
+        sent = [_send(delivery) for delivery in deliveries]
+    else:
+        sent = list(send_pool().map(_send, deliveries))
+    _finish(deliveries, sent)
+    return [attempt for attempt, _ in sent]
+
+
+def drain_endpoint(endpoint_id: int, limit: int) -> int:
+    """Send the endpoint's due deliveries a batch of its free in-flight slots at a time, until none is due.
+
+    Stops after about `limit` deliveries so one endpoint cannot hold a worker forever. Returns
+    how many were sent.
+    """
+    sent = 0
+    while sent < limit and (batch := claim_for_endpoint(endpoint_id)):
+        attempt_batch(batch)
+        sent += len(batch)
+    return sent
+
+
+def _finish(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:
+    _record(deliveries, sent)
+    for delivery, (attempt, _) in zip(deliveries, sent, strict=True):
+        log_outcome(delivery, attempt)
+
+
+def _send(delivery: Delivery) -> tuple[Attempt, http.Response]:
+    endpoint = delivery.endpoint
     started = timezone.now()
     body = request_body(delivery.event)
     response = http.post(
@@ -164,9 +232,17 @@ def attempt_delivery(delivery: Delivery) -> Attempt | None:
         response_body=response.body,
         error=response.error or _describe(response.status_code),
     )
-    _record(delivery, attempt, response)
-    log_outcome(delivery, attempt)
-    return attempt
+    return attempt, response
+
+
+def _bury(deliveries: list[Delivery], reason: str) -> None:
+    now = timezone.now()
+    for delivery in deliveries:
+        delivery.status, delivery.next_attempt_at, delivery.locked_until = Delivery.Status.DEAD, None, None
+        delivery.last_error, delivery.updated_at = reason, now
+    Delivery.objects.bulk_update(deliveries, ["status", "next_attempt_at", "locked_until", "last_error", "updated_at"])
+    for delivery in deliveries:
+        log_outcome(delivery, None)
 
 
 def log_outcome(delivery: Delivery, attempt: Attempt | None) -> None:
@@ -205,34 +281,56 @@ def _describe(status_code: int | None) -> str:
     return f"The endpoint answered {status_code}."
 
 
+RECORDED_FIELDS = [
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "locked_until",
+    "last_status_code",
+    "last_error",
+    "updated_at",
+]
+
+
 @transaction.atomic
-def _record(delivery: Delivery, attempt: Attempt, response: http.Response) -> None:
-    attempt.save()
+def _record(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:
+    """Write the attempts and each delivery's next step; the endpoint's failure clock only when it changes."""
+    Attempt.objects.bulk_create([attempt for attempt, _ in sent])
     now = timezone.now()
-    delivery.attempts += 1
-    delivery.last_status_code = attempt.status_code
-    delivery.last_error = attempt.error
-    delivery.locked_until = None
-    if attempt.succeeded:
-        delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
-        if delivery.endpoint.failing_since is not None:  # read with the claim: most successes need no write
-            Endpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False).update(failing_since=None)
-    else:
-        disabled = _note_failure(delivery.endpoint, attempt, now)
+    endpoint = deliveries[0].endpoint
+    if endpoint.failing_since is not None and any(attempt.succeeded for attempt, _ in sent):
+        # Read with the claim: most successes need no write.
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+        endpoint.failing_since = None
+    disabled, failed, succeeded = False, [], {}
+    for delivery, (attempt, response) in zip(deliveries, sent, strict=True):
+        delivery.attempts += 1
+        delivery.last_status_code = attempt.status_code
+        delivery.last_error = attempt.error
+        delivery.locked_until = None
+        delivery.updated_at = now
+        if attempt.succeeded:
+            delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
+            succeeded.setdefault(attempt.status_code, []).append(delivery.pk)
+            continue
+        disabled = disabled or _note_failure(endpoint, attempt, now)
         delay = None if disabled else _next_delay(delivery.attempts, response)
         delivery.status = Delivery.Status.DEAD if delay is None else Delivery.Status.FAILED
         delivery.next_attempt_at = None if delay is None else now + delay
-    delivery.save(
-        update_fields=[
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "locked_until",
-            "last_status_code",
-            "last_error",
-            "updated_at",
-        ]
-    )
+        failed.append(delivery)
+    # Successes differ only in their status code: one plain UPDATE per code (usually one in all).
+    for status_code, ids in succeeded.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
+            locked_until=None,
+            last_status_code=status_code,
+            last_error="",
+            updated_at=now,
+        )
+    if failed:
+        Delivery.objects.bulk_update(failed, RECORDED_FIELDS)
 
 
 def _next_delay(failures: int, response: http.Response | None) -> timedelta | None:
@@ -257,8 +355,9 @@ def _retry_after(headers) -> timedelta | None:
 
 def _note_failure(endpoint: Endpoint, attempt: Attempt, now: datetime) -> bool:
     """Start or extend the endpoint's run of failures; True if that disabled it."""
-    Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
-    endpoint.failing_since = endpoint.failing_since or now
+    if endpoint.failing_since is None:
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+        endpoint.failing_since = now
     if attempt.status_code == 410:
         endpoint_disable(endpoint=endpoint, reason="The endpoint answered 410 Gone.")
         return True

@@ -164,6 +164,12 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
             models.Index(fields=["endpoint", "status", "created_at"], name="webhook_delivery_endpoint"),
+            # An endpoint's queue, oldest first: what its sender claims next and what it holds in flight.
+            models.Index(
+                fields=["endpoint", "next_attempt_at", "id"],
+                condition=Q(status__in=["pending", "failed"]),
+                name="webhook_delivery_endpoint_due",
+            ),
         ]
         verbose_name_plural = "deliveries"
 

@@ -1,6 +1,7 @@
 """Webhook services: emit events into the outbox, manage endpoints, resend and recover messages."""
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,22 +70,45 @@ def _emit_to(
     return event
 
 
+_pending = threading.local()
+
+
 def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
-    """First attempt right after commit; rate-limited endpoints are metered by the sweeper instead."""
-    ids = [delivery.pk for delivery in deliveries]
-    if ids:
-        transaction.on_commit(lambda: _enqueue(ids))
+    """First attempt right after commit: one task per endpoint sends all of the transaction's deliveries to it.
+
+    A change that emits several events still enqueues each endpoint once. Rate-limited endpoints
+    are metered by the sweeper instead.
+    """
+    endpoint_ids = {delivery.endpoint_id for delivery in deliveries}
+    if not endpoint_ids:
+        return
+    if not hasattr(_pending, "endpoints"):
+        _pending.endpoints = set()
+    _pending.endpoints.update(endpoint_ids)
+    transaction.on_commit(_enqueue_pending)
 
 
-def _enqueue(ids: list[int]) -> None:
-    from .tasks import deliver_webhook
+def _enqueue_pending() -> None:
+    """The first callback of a commit sends them all; the rest find nothing left to send."""
+    endpoint_ids, _pending.endpoints = _pending.endpoints, set()
+    if endpoint_ids:
+        enqueue_endpoints(endpoint_ids)
 
+
+def enqueue_endpoints(endpoint_ids: Iterable[int]) -> None:
+    from .tasks import deliver_endpoint
+
+    endpoint_ids = sorted(endpoint_ids)
     try:
-        for delivery_id in ids:
-            deliver_webhook.delay(delivery_id)
+        for endpoint_id in endpoint_ids:
+            deliver_endpoint.delay(endpoint_id)
     except Exception:
         # The rows are committed: the sweeper delivers them when the broker is back.
-        logger.warning("Could not enqueue webhook deliveries %s; the sweeper will pick them up.", ids, exc_info=True)
+        logger.warning(
+            "Could not enqueue webhook deliveries for endpoints %s; the sweeper will pick them up.",
+            endpoint_ids,
+            exc_info=True,
+        )
 
 
 def endpoint_rotate_secret(*, endpoint: Endpoint) -> str:

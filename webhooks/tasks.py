@@ -6,26 +6,30 @@ from . import alerts
 from . import delivery as domain
 from .models import Endpoint
 
-DRAIN_LIMIT = 100
+DRAIN_LIMIT = 1000
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_endpoint(endpoint_id: int) -> None:
+    """Send the endpoint's due deliveries, keeping its in-flight slots busy, until none is due.
+
+    Enqueued once per endpoint when a transaction that wrote deliveries commits. Bounded, so one
+    task cannot hold a worker forever: the sweeper or the next commit picks up the rest.
+    """
+    domain.drain_endpoint(endpoint_id, limit=DRAIN_LIMIT)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
-    """Attempt one delivery if it is still due and no other worker holds it."""
+    """Attempt one delivery if it is still due and no other worker holds it, then drain its endpoint."""
     claimed = domain.claim(delivery_id)
     if claimed is None:
         return  # final, not due yet, or being sent by another worker
     if not domain.endpoint_has_room(claimed):
         domain.release(claimed)  # the endpoint is busy: the slot's holder sends it next
         return
-    domain.attempt_delivery(claimed)
-    # Keep the slot busy while the endpoint has a backlog held back by its in-flight limit,
-    # instead of leaving it to the sweeper's next pass; bounded so one task cannot run forever.
-    for _ in range(DRAIN_LIMIT):
-        following = domain.claim_next_for_endpoint(claimed.endpoint_id)
-        if following is None:
-            return
-        domain.attempt_delivery(following)
+    domain.attempt_batch([claimed])
+    domain.drain_endpoint(claimed.endpoint_id, limit=DRAIN_LIMIT)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1,0 +1,166 @@
+"""Deliveries go out a batch per endpoint: one task per endpoint per commit, one claim and one write per batch."""
+
+import json
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tests.celery_broker import own_broker
+from webhooks import services
+from webhooks.delivery import attempt_batch, claim_for_endpoint
+from webhooks.models import Attempt, Delivery
+from webhooks.tasks import deliver_endpoint
+
+pytest_plugins = ["tests.webhook_fixtures"]
+
+BROKER_URL = "redis://127.0.0.1:6379/13"
+DATA = {"identifier": "t1", "version": 1}
+
+
+def queue(org, count: int, endpoint_types=("task.created",)) -> None:
+    """Write `count` events the way a request does, without running their on-commit enqueue."""
+    for n in range(count):
+        services.emit(organization=org, type=endpoint_types[n % len(endpoint_types)], data={**DATA, "n": n})
+
+
+@pytest.fixture
+def broker():
+    """This suite's own Redis database, emptied before and after: the queue is read, no worker runs."""
+    with own_broker(BROKER_URL) as client:
+        yield client
+
+
+def queued_tasks(client) -> list[tuple[str, str]]:
+    messages = [json.loads(raw) for raw in client.lrange("webhooks", 0, -1)]
+    return [(m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages]
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
+def test_one_change_that_sends_several_events_enqueues_each_endpoint_once(
+    org, make_endpoint, broker, django_capture_on_commit_callbacks
+):
+    first, second = make_endpoint(), make_endpoint()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        queue(org, 3, ("task.updated", "task.rescheduled", "task.assigned"))
+    assert Delivery.objects.count() == 6
+    assert sorted(queued_tasks(broker)) == [
+        ("webhooks.tasks.deliver_endpoint", f"({first.pk},)"),
+        ("webhooks.tasks.deliver_endpoint", f"({second.pk},)"),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
+def test_a_rolled_back_change_enqueues_nothing_of_its_own(
+    org, make_endpoint, broker, django_capture_on_commit_callbacks
+):
+    make_endpoint()
+
+    def change_that_fails() -> None:
+        with transaction.atomic():
+            queue(org, 1)
+            raise RuntimeError
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        change_that_fails()
+    assert Delivery.objects.count() == 0
+    assert queued_tasks(broker) == []
+
+
+@pytest.mark.django_db
+def test_a_batch_is_claimed_and_recorded_in_the_same_statements_whatever_its_size(
+    org, endpoint, receiver, django_capture_on_commit_callbacks
+):
+    counts = {}
+    for size in (2, 12):
+        with django_capture_on_commit_callbacks():
+            queue(org, size)
+        with CaptureQueriesContext(connection) as captured:
+            batch = claim_for_endpoint(endpoint.pk)
+            attempt_batch(batch)
+        assert len(batch) == size
+        counts[size] = len(captured)
+    assert counts[2] == counts[12]
+    assert receiver.wait_for(14)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+    assert Attempt.objects.count() == 14
+
+
+@pytest.mark.django_db
+def test_the_endpoint_task_drains_its_queue_in_batches_of_the_allowance(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 4
+    with django_capture_on_commit_callbacks():
+        queue(org, 10)
+    first = claim_for_endpoint(endpoint.pk)
+    assert len(first) == 4  # the allowance, not the backlog
+    assert claim_for_endpoint(endpoint.pk) == []  # every slot is taken until the batch is recorded
+    attempt_batch(first)
+    deliver_endpoint(endpoint.pk)
+    assert len(receiver.wait_for(10)) == 10
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.Status.SUCCEEDED, 1)}
+
+
+@pytest.mark.django_db
+def test_each_delivery_of_a_batch_gets_its_own_outcome(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_SEND_THREADS = 1  # one after the other, so the scripted replies meet them in order
+    with django_capture_on_commit_callbacks():
+        queue(org, 3)
+    receiver.reply(200)
+    receiver.reply(500, "boom")
+    receiver.reply(204)
+    attempt_batch(claim_for_endpoint(endpoint.pk))
+    rows = list(Delivery.objects.order_by("pk").values_list("status", "last_status_code", "attempts"))
+    assert rows == [
+        (Delivery.Status.SUCCEEDED, 200, 1),
+        (Delivery.Status.FAILED, 500, 1),
+        (Delivery.Status.SUCCEEDED, 204, 1),
+    ]
+    failed = Delivery.objects.get(last_status_code=500)
+    assert failed.next_attempt_at is not None
+    assert failed.locked_until is None
+    assert failed.attempt_log.get().response_body == "boom"
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None  # the most recent answer in the batch was not all good
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_never_exceed_the_endpoint_allowance(org, endpoint, settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 5
+    queue(org, 30)
+    claimed: list[int] = []
+    start = threading.Barrier(6)
+
+    def claimer() -> None:
+        start.wait()
+        try:
+            claimed.extend(d.pk for d in claim_for_endpoint(endpoint.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == len(set(claimed)) == 5
+
+
+@pytest.mark.django_db
+def test_a_rate_limited_endpoint_is_left_to_the_sweepers_metering(
+    org, make_endpoint, receiver, django_capture_on_commit_callbacks
+):
+    endpoint = make_endpoint(rate_limit=1)
+    with django_capture_on_commit_callbacks():
+        queue(org, 3)
+    assert claim_for_endpoint(endpoint.pk) == []
+    deliver_endpoint(endpoint.pk)
+    assert receiver.received == []
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.PENDING}
