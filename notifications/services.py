@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, Q, Subquery, When
 from django.utils import timezone
 
 from taskhub.models import Organization
@@ -90,10 +91,21 @@ def rules_for(task: Task, event: str) -> list:
     template, cache = task.__dict__.get("_notification_rules", (None, None))
     if cache is None or template != task.template:
         cache = {}
-        for rule in template_set_for(task).rules.filter(enabled=True):
+        for rule in _enabled_rules(task):
             cache.setdefault(rule.event, []).append(rule)
         task.__dict__["_notification_rules"] = (task.template, cache)
     return cache.get(event, [])
+
+
+def _enabled_rules(task: Task) -> list[TemplateRule]:
+    """The enabled rules of template_set_for(task): one query, unless the set has no rules at all."""
+    sets = TemplateSet.objects.filter(organization_id=task.organization_id)
+    wanted = Q(is_default=True) | Q(key=task.template) if task.template else Q(is_default=True)
+    chosen = sets.filter(wanted).order_by(Case(When(is_default=True, then=1), default=0), "pk").values("pk")[:1]
+    rules = list(TemplateRule.objects.filter(template_set=Subquery(chosen)))
+    if not rules:  # an empty set, or no default set yet: template_set_for creates it
+        rules = list(template_set_for(task).rules.all())
+    return [rule for rule in rules if rule.enabled]
 
 
 def recipients(task: Task, audience: str, crew: set[int] | None = None) -> list[Person]:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from taskhub.models import Organization
 
@@ -113,11 +113,30 @@ def to_changes(organization: Organization, data: dict[str, Any], current: Task |
     )
 
 
-@transaction.atomic
 def arrivy_upsert(*, organization: Organization, external_id: str, data: dict[str, Any]) -> UpsertResult:
-    """PUT/POST /express/tasks/upsert/{external_id}: create or update by the integrator's id."""
+    """PUT/POST /express/tasks/upsert/{external_id}: create or update by the integrator's id.
+
+    A new id is inserted without a savepoint around the INSERT. If a concurrent request inserted
+    the same id first, the unique index waits for it to commit and refuses ours; the whole change
+    is then rolled back and run once more, and that second pass finds and updates the task.
+    """
+    try:
+        return _arrivy_upsert(organization, external_id, data, insert_savepoint=False)
+    except IntegrityError:
+        return _arrivy_upsert(organization, external_id, data, insert_savepoint=True)
+
+
+@transaction.atomic
+def _arrivy_upsert(
+    organization: Organization, external_id: str, data: dict[str, Any], *, insert_savepoint: bool
+) -> UpsertResult:
     current = find_for_update(organization, external_id)
     changes = to_changes(organization, data, current)
     return task_upsert(
-        organization=organization, external_id=external_id, changes=changes, locked=current, searched=True
+        organization=organization,
+        external_id=external_id,
+        changes=changes,
+        locked=current,
+        searched=True,
+        insert_savepoint=insert_savepoint,
     )

@@ -241,10 +241,15 @@ def find_for_update(organization: Organization, external_id: str) -> Task | None
     )
 
 
-def _insert_task(organization: Organization, external_id: str | None, fields: dict[str, Any]) -> Task | None:
-    """Insert, or return None when a concurrent request inserted the same external id first."""
+def _insert_task(
+    organization: Organization, external_id: str | None, fields: dict[str, Any], savepoint: bool = True
+) -> Task | None:
+    """Insert, or return None when a concurrent request inserted the same external id first.
+
+    Without `savepoint` that IntegrityError reaches the caller, which retries the whole change.
+    """
     task = Task(organization=organization, external_id=external_id, **fields)
-    if external_id is None:
+    if external_id is None or not savepoint:
         task.save()
         return task
     try:
@@ -331,19 +336,21 @@ def task_upsert(
     changes: TaskChanges,
     locked: Task | None = None,
     searched: bool = False,
+    insert_savepoint: bool = True,
 ) -> UpsertResult:
     """Create the org's task with this external id, or update only the fields sent; one transaction.
 
     `locked` is the task when the caller already holds find_for_update()'s lock on it; `searched`
     says the caller already ran find_for_update() in this transaction and found nothing.
     Race-safe: the row is locked when it exists; when two requests create the same new id at
-    once, the unique index lets one insert and the other falls back to locking and updating it.
+    once, the unique index lets one insert and the other falls back to locking and updating it
+    (or, with `insert_savepoint=False`, raises IntegrityError for the caller to retry).
     """
     task = locked
     if task is None and external_id and not searched:
         task = find_for_update(organization, external_id)
     if task is None:
-        task = _insert_task(organization, external_id, _fields_of(changes))
+        task = _insert_task(organization, external_id, _fields_of(changes), savepoint=insert_savepoint)
         if task is not None:
             Task.rating.related.set_cached_value(task, None)  # a new task has no rating: no query to show it
             return _apply_changes(task, changes, created=True)

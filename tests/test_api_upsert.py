@@ -182,6 +182,18 @@ def test_upsert_query_count_does_not_grow_with_nested_items(api, org, django_ass
         assert api.put(URL.format("n20"), {**payload(20), "title": "changed"}, format="json").status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)  # no test transaction around the request: its own is the outermost
+def test_an_upsert_reads_the_notification_rules_once_and_takes_no_savepoint(api, org):
+    api.put(URL.format("warm-up"), {**FULL, "customer_email": "first@example.com"}, format="json")
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        assert (
+            api.put(URL.format("fresh"), {**FULL, "customer_email": "c2@example.com"}, format="json").status_code == 201
+        )
+    statements = [q["sql"] for q in ctx.captured_queries]
+    assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    assert len([sql for sql in statements if 'FROM "notifications_template' in sql]) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_parallel_upserts_of_one_new_external_id_create_exactly_one_task(org, token):
     results: list[int] = []
