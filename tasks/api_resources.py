@@ -51,6 +51,9 @@ class TaskResourceSerializer(TaskOutSerializer):
     class Meta(TaskOutSerializer.Meta):
         fields = [*TaskOutSerializer.Meta.fields, "customer_id"]
 
+    # Its fields depend on the request (?expand=): rendered with each instance's own fields.
+    to_representation = serializers.ModelSerializer.to_representation
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")

@@ -186,14 +186,33 @@ class StatusInSerializer(StrictSerializer):
 # --- Read shapes ----------------------------------------------------------------------------
 
 
-class PersonOutSerializer(serializers.ModelSerializer):
+class BuiltOnce:
+    """A read shape whose fields are built once per class instead of on every instance.
+
+    DRF builds a ModelSerializer's fields from the model, and deep-copies them, for each
+    instance: for a nested shape that costs more than the rendering itself. These shapes depend
+    only on the object they render (no context, no request), so one bound prototype per class
+    renders every instance. The declared fields stay as they are for validation and the schema.
+    """
+
+    def to_representation(self, instance):
+        cls = type(self)
+        prototype = cls.__dict__.get("_prototype")
+        if prototype is None:
+            prototype = cls()
+            _ = prototype.fields  # built and bound here, once; read-only from then on
+            cls._prototype = prototype
+        return serializers.Serializer.to_representation(prototype, instance)
+
+
+class PersonOutSerializer(BuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Person
         fields = ["id", "identifier", "external_ref", "first_name", "last_name", "company_name", "email", "phone",
                   "mobile_number"]  # fmt: skip
 
 
-class AddressOutSerializer(serializers.ModelSerializer):
+class AddressOutSerializer(BuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = TaskAddress
         fields = ["title", "address_line_1", "address_line_2", "city", "state", "country", "zipcode", "lat", "lng"]
@@ -203,13 +222,13 @@ def tracker_url(task: Task) -> str:
     return f"{settings.PUBLIC_BASE_URL}/t/{task.url_safe_id}"
 
 
-class RatingOutSerializer(serializers.ModelSerializer):
+class RatingOutSerializer(BuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Rating
         fields = ["score", "text", "created_at"]
 
 
-class TaskOutSerializer(serializers.ModelSerializer):
+class TaskOutSerializer(BuiltOnce, serializers.ModelSerializer):
     """The task as integrators read it, on every route."""
 
     url_safe_id = serializers.CharField(read_only=True)
@@ -253,7 +272,7 @@ class TaskOutSerializer(serializers.ModelSerializer):
         return RatingOutSerializer(rating).data if rating is not None else None
 
 
-class StatusOutSerializer(serializers.ModelSerializer):
+class StatusOutSerializer(BuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = TaskStatus
         fields = ["id", "type", "kind", "time", "reporter_id", "reporter_name", "source", "notes",

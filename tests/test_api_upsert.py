@@ -1,6 +1,7 @@
 """Arrivy-style upsert: create or update by the integrator's own id."""
 
 import threading
+from unittest import mock
 
 import pytest
 from django.db import connections
@@ -229,3 +230,17 @@ def test_do_not_send_webhook_notification_silences_webhooks_for_that_change_only
     assert Notification.objects.filter(event="created").exists()  # the customer still hears about it
     api.put(URL.format("ord-q"), {"title": "Louder"}, format="json")
     assert list(Event.objects.values_list("type", flat=True)) == ["task.updated"]
+
+
+def test_the_task_shape_is_built_once_and_renders_as_drf_would(api, org):
+    from rest_framework import serializers as drf
+
+    from tasks.serializers import TaskOutSerializer
+
+    api.put(URL.format("shape"), {**FULL, "customer_email": "shape@example.com"}, format="json")
+    task = Task.objects.get(external_id="shape")
+    fresh = TaskOutSerializer()  # DRF's own way: this instance's fields, built from the model
+    expected = drf.ModelSerializer.to_representation(fresh, task)
+    assert TaskOutSerializer(task).data == expected
+    with mock.patch.object(drf.ModelSerializer, "get_fields", side_effect=AssertionError("fields rebuilt")):
+        assert TaskOutSerializer(task).data == expected
