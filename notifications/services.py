@@ -1,6 +1,7 @@
 """Notification services: plan messages in the caller's transaction, resend them, manage opt-outs."""
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -210,19 +211,39 @@ def suppressed_addresses(organization: Organization, pairs: set[tuple[str, str]]
     return {(channel, address) for channel, address in rows.values_list("channel", "address")} & pairs
 
 
+_pending = threading.local()
+
+
 def enqueue_on_commit(ids: Iterable[int]) -> None:
-    """Send right after commit; the sweeper sends whatever this misses."""
+    """Send right after commit, one task for all the transaction planned; the sweeper sends what this misses."""
     ids = list(ids)
+    if not ids:
+        return
+    registered = _flush_registered()
+    if not registered:
+        _pending.ids = []  # anything left here is from a transaction that rolled back
+    _pending.ids.extend(ids)
+    if not registered:
+        transaction.on_commit(_enqueue_pending)  # outside a transaction this runs at once
+
+
+def _flush_registered() -> bool:
+    """Whether this transaction already sends its pending work on commit."""
+    return any(callback is _enqueue_pending for _, callback, _ in transaction.get_connection().run_on_commit)
+
+
+def _enqueue_pending() -> None:
+    """Runs once per commit and sends all of the transaction's pending work."""
+    ids, _pending.ids = _pending.ids, []
     if ids:
-        transaction.on_commit(lambda: _enqueue(ids))
+        _enqueue(ids)
 
 
 def _enqueue(ids: list[int]) -> None:
-    from .tasks import send_notification
+    from .tasks import send_notifications
 
     try:
-        for notification_id in ids:
-            send_notification.delay(notification_id)
+        send_notifications.delay(ids)
     except Exception:
         # The rows are committed: the sweeper sends them when the broker is back.
         logger.warning("Could not enqueue notifications %s; the sweeper will pick them up.", ids, exc_info=True)

@@ -13,6 +13,15 @@ def send_notification(notification_id: int) -> None:
         sending.attempt(claimed)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def send_notifications(notification_ids: list[int]) -> None:
+    """Send the notifications one change planned, each if it is still due and no other worker holds it."""
+    for notification_id in notification_ids:
+        claimed = sending.claim(notification_id)
+        if claimed is not None:
+            sending.attempt(claimed)
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_notifications() -> int:
     """Every few seconds: send what is due and was never enqueued, was held, or is due for a retry."""

@@ -236,8 +236,10 @@ def test_an_insane_incoming_request_id_is_replaced(client):
     ("task", "queue"),
     [
         ("webhooks.tasks.deliver_webhook", "webhooks"),
+        ("webhooks.tasks.deliver_endpoint", "webhooks"),
         ("webhooks.tasks.sweep_webhook_deliveries", "webhooks"),
         ("notifications.tasks.send_notification", "notifications"),
+        ("notifications.tasks.send_notifications", "notifications"),
         ("taskhub.tasks.beat_heartbeat", "default"),
         ("taskhub.tasks.prune_old_records", "default"),
     ],

@@ -46,10 +46,12 @@ def test_one_change_that_sends_several_events_enqueues_each_endpoint_once(
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         queue(org, 3, ("task.updated", "task.rescheduled", "task.assigned"))
     assert Delivery.objects.count() == 6
-    assert sorted(queued_tasks(broker)) == [
+    tasks = queued_tasks(broker)
+    assert len(tasks) == 2
+    assert set(tasks) == {
         ("webhooks.tasks.deliver_endpoint", f"({first.pk},)"),
         ("webhooks.tasks.deliver_endpoint", f"({second.pk},)"),
-    ]
+    }
 
 
 @pytest.mark.django_db

@@ -82,14 +82,21 @@ def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
     endpoint_ids = {delivery.endpoint_id for delivery in deliveries}
     if not endpoint_ids:
         return
-    if not hasattr(_pending, "endpoints"):
-        _pending.endpoints = set()
+    registered = _flush_registered()
+    if not registered:
+        _pending.endpoints = set()  # anything left here is from a transaction that rolled back
     _pending.endpoints.update(endpoint_ids)
-    transaction.on_commit(_enqueue_pending)
+    if not registered:
+        transaction.on_commit(_enqueue_pending)  # outside a transaction this runs at once
+
+
+def _flush_registered() -> bool:
+    """Whether this transaction already sends its pending work on commit."""
+    return any(callback is _enqueue_pending for _, callback, _ in transaction.get_connection().run_on_commit)
 
 
 def _enqueue_pending() -> None:
-    """The first callback of a commit sends them all; the rest find nothing left to send."""
+    """Runs once per commit and sends all of the transaction's pending work."""
     endpoint_ids, _pending.endpoints = _pending.endpoints, set()
     if endpoint_ids:
         enqueue_endpoints(endpoint_ids)
