@@ -68,6 +68,22 @@ def plan(
     One row per recipient and channel, keyed so that planning the same event twice (a retried
     request, a sweep run twice) never writes, let alone sends, a second message.
     """
+    return write(task.organization, _rows(task, event, occurrence, crew_ids))
+
+
+@transaction.atomic(savepoint=False)
+def plan_change(task: Task, events: list[tuple[str, Iterable[int] | None]]) -> list[Notification]:
+    """The messages of every event one change of the task sends, written at once.
+
+    Each event is keyed by the task's version, which the change has just raised under the task's
+    lock (or by a journal entry it has just written), so no row can hold these keys yet: they are
+    inserted without the conflict check and read-back that plan() needs.
+    """
+    rows = [row for event, crew_ids in events for row in _rows(task, event, None, crew_ids)]
+    return write(task.organization, rows, fresh=True)
+
+
+def _rows(task: Task, event: str, occurrence: str | int | None, crew_ids: Iterable[int] | None) -> list[Notification]:
     if event not in EVENTS or task.is_deleted:
         return []
     rules = rules_for(task, event)
@@ -84,7 +100,7 @@ def plan(
             if to:
                 key = idempotency_key(organization.pk, task.pk, event, occurrence, person.pk, rule.channel)
                 rows.append(_build(rule, organization, task, person, to, key, {**context, **_about(person)}))
-    return write(organization, rows)
+    return rows
 
 
 def rules_for(task: Task, event: str) -> list:
@@ -174,16 +190,24 @@ def _build(
     return row
 
 
-def write(organization: Organization, rows: list[Notification], now: datetime | None = None) -> list[Notification]:
-    """Insert the rows not already there (by idempotency key); queued ones are enqueued after commit."""
+def write(
+    organization: Organization, rows: list[Notification], now: datetime | None = None, fresh: bool = False
+) -> list[Notification]:
+    """Insert the rows not already there (by idempotency key); queued ones are enqueued after commit.
+
+    `fresh`: the caller knows no row holds these keys, so they are inserted as they are.
+    """
     if not rows:
         return []
     now = now or timezone.now()
     _set_initial_state(organization, rows, now)
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    # ignore_conflicts leaves the primary keys unset: read back what the keys now hold.
-    stored = Notification.objects.in_bulk([row.idempotency_key for row in rows], field_name="idempotency_key")
-    written = [stored[row.idempotency_key] for row in rows if row.idempotency_key in stored]
+    if fresh:
+        written = Notification.objects.bulk_create(rows)
+    else:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        # ignore_conflicts leaves the primary keys unset: read back what the keys now hold.
+        stored = Notification.objects.in_bulk([row.idempotency_key for row in rows], field_name="idempotency_key")
+        written = [stored[row.idempotency_key] for row in rows if row.idempotency_key in stored]
     enqueue_on_commit(row.pk for row in written if row.status == Notification.Status.QUEUED)
     return written
 

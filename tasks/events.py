@@ -54,22 +54,26 @@ def task_changed(
     send_webhooks: bool = True,
 ) -> None:
     send = send_webhooks
+    messages: list[tuple[str, set[int] | None]] = []  # planned together, after the webhooks
     if created:
         _emit(task, "task.created", request_id, send=send)
-        notifications.plan(task=task, event="created")
+        messages.append(("created", None))
         if crew_added:
-            notifications.plan(task=task, event="assigned", crew_ids=crew_added)
+            messages.append(("assigned", crew_added))
+        notifications.plan_change(task, messages)
         return
     batch = Batch(task) if send else None
     _emit(task, "task.updated", request_id, batch=batch, send=send, changed=sorted(changed))
     if SCHEDULE_FIELDS.intersection(changed):
         _emit(task, "task.rescheduled", request_id, batch=batch, send=send)
-        notifications.plan(task=task, event="rescheduled")
+        messages.append(("rescheduled", None))
     if crew_added:
         _emit(task, "task.assigned", request_id, batch=batch, send=send, entity_ids_added=sorted(crew_added))
-        notifications.plan(task=task, event="assigned", crew_ids=crew_added)
+        messages.append(("assigned", crew_added))
     if crew_removed:
         _emit(task, "task.unassigned", request_id, batch=batch, send=send, entity_ids_removed=sorted(crew_removed))
+    if messages:
+        notifications.plan_change(task, messages)
 
 
 def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None, send_webhooks: bool = True) -> None:

@@ -232,6 +232,23 @@ def test_do_not_send_webhook_notification_silences_webhooks_for_that_change_only
     assert list(Event.objects.values_list("type", flat=True)) == ["task.updated"]
 
 
+def test_the_messages_of_one_change_are_written_in_one_insert_without_a_read_back(api, org):
+    from notifications.models import Notification
+
+    crew = {"entities": [{"external_id": "crew-9", "name": "Dee", "mobile_number": "+1 212 555 0199"}]}
+    api.put(URL.format("warm-up"), {**FULL, "customer_email": "first@example.com"}, format="json")
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        response = api.put(
+            URL.format("msgs"), {**FULL, **crew, "notifications": {"sms": True, "email": True}}, format="json"
+        )
+    assert response.status_code == 201
+    planned = Notification.objects.filter(task__external_id="msgs")
+    assert {row.event for row in planned} == {"created", "assigned"}  # the customer's and the crew's
+    touching = [q["sql"] for q in ctx.captured_queries if '"notifications_notification"' in q["sql"]]
+    assert len(touching) == 1
+    assert touching[0].startswith('INSERT INTO "notifications_notification"')
+
+
 def test_the_task_shape_is_built_once_and_renders_as_drf_would(api, org):
     from rest_framework import serializers as drf
 
