@@ -422,3 +422,14 @@ class TaskRequest(OrgOwned):
 
     def __str__(self) -> str:
         return f"{self.method} {self.route} {self.outcome} ({self.request_id})"
+
+
+def member_ids(task: Task, relation: str) -> set[int]:
+    """The ids of the task's members of `relation`: from what is loaded with it, else one query."""
+    loaded = getattr(task, "_prefetched_objects_cache", {}).get(relation)
+    if loaded is not None:
+        return {obj.pk for obj in loaded}
+    known = task.__dict__.get(f"_{relation}_ids")
+    if known is not None:
+        return set(known)
+    return set(getattr(task, relation).values_list("pk", flat=True))

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from taskhub.phones import normalize_phone
 
 from .attachments import signed_url
-from .models import Attachment, Importance, Person, Rating, StatusType, Task, TaskAddress, TaskStatus
+from .models import Attachment, Importance, Person, Rating, StatusType, Task, TaskAddress, TaskStatus, member_ids
 from .parsing import DateTimeInputError, parse_datetime_in_zone
 
 MAX_NESTED = 100
@@ -258,10 +258,10 @@ class TaskOutSerializer(BuiltOnce, serializers.ModelSerializer):
         return tracker_url(task)
 
     def get_entity_ids(self, task: Task) -> list[int]:
-        return sorted(person.pk for person in task.assignees.all())
+        return sorted(member_ids(task, "assignees"))
 
     def get_resource_ids(self, task: Task) -> list[int]:
-        return sorted(resource.pk for resource in task.resources.all())
+        return sorted(member_ids(task, "resources"))
 
     def get_notifications(self, task: Task) -> dict[str, bool]:
         return {"sms": task.notify_sms, "email": task.notify_email}

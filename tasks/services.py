@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import CharField, Model, OuterRef, StringAgg, Subquery, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
@@ -14,7 +15,7 @@ from taskhub.models import Organization
 
 from . import events
 from .attachments import attach_to_status
-from .models import Person, Rating, Resource, StatusType, Task, TaskAddress, TaskStatus
+from .models import Person, Rating, Resource, StatusType, Task, TaskAddress, TaskStatus, member_ids
 from .parsing import DateTimeInputError, parse_datetime_in_zone
 
 TERMINAL = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
@@ -231,14 +232,35 @@ class UpsertResult:
     changed: list[str] = field(default_factory=list)
 
 
+MEMBER_RELATIONS = ("assignees", "resources")
+
+
+def _member_ids(relation: str) -> Subquery:
+    """The ids of the task's members of an M2M relation, comma-separated, as a column of the task's row."""
+    through = Task._meta.get_field(relation).remote_field.through
+    column = Task._meta.get_field(relation).m2m_reverse_name()
+    rows = through.objects.filter(task=OuterRef("pk")).values("task")
+    return Subquery(rows.annotate(ids=StringAgg(Cast(column, CharField()), Value(","))).values("ids"))
+
+
 def find_for_update(organization: Organization, external_id: str) -> Task | None:
-    """The org's live task with this external id, locked, with its customer and rating (the response shows both)."""
-    return (
+    """The org's live task with this external id, locked, in one query.
+
+    With its customer, rating, crew ids and resource ids: what the change compares and the
+    response shows.
+    """
+    task = (
         Task.objects.select_for_update(of=("self",))
         .select_related("customer", "rating")
+        .annotate(**{f"current_{relation}": _member_ids(relation) for relation in MEMBER_RELATIONS})
         .filter(organization=organization, external_id=external_id, deleted_at__isnull=True)
         .first()
     )
+    if task is not None:
+        for relation in MEMBER_RELATIONS:
+            ids = task.__dict__.pop(f"current_{relation}")
+            task.__dict__[f"_{relation}_ids"] = {int(pk) for pk in ids.split(",")} if ids else set()
+    return task
 
 
 def _insert_task(
@@ -310,7 +332,7 @@ def _write_members(task: Task, relation: str, wanted: list | None, created: bool
     manager = getattr(task, relation)
     through = manager.through
     column = manager.target_field_name + "_id"
-    current = set() if created else set(manager.values_list("pk", flat=True))
+    current = set() if created else member_ids(task, relation)
     target = {obj.pk for obj in wanted}
     added, removed = target - current, current - target
     if removed:
@@ -318,6 +340,7 @@ def _write_members(task: Task, relation: str, wanted: list | None, created: bool
     if added:
         through.objects.bulk_create([through(task_id=task.pk, **{column: pk}) for pk in added])
     task.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = list(wanted)
+    task.__dict__.pop(f"_{relation}_ids", None)
     return added, removed
 
 

@@ -195,6 +195,7 @@ def test_an_upsert_reads_the_notification_rules_once_and_takes_no_savepoint(api,
     assert len([sql for sql in statements if 'FROM "notifications_template' in sql]) == 1
 
 
+@pytest.mark.requires_postgres  # concurrent writers: SQLite serializes them and refuses the rest
 @pytest.mark.django_db(transaction=True)
 def test_parallel_upserts_of_one_new_external_id_create_exactly_one_task(org, token):
     results: list[int] = []
@@ -230,6 +231,24 @@ def test_do_not_send_webhook_notification_silences_webhooks_for_that_change_only
     assert Notification.objects.filter(event="created").exists()  # the customer still hears about it
     api.put(URL.format("ord-q"), {"title": "Louder"}, format="json")
     assert list(Event.objects.values_list("type", flat=True)) == ["task.updated"]
+
+
+def test_an_existing_tasks_crew_and_resources_are_read_with_the_task(api, org):
+    api.put(URL.format("crewed"), FULL, format="json")
+    change = {"title": "Changed", "entities": [{"external_id": "crew-1", "name": "Bob Smith"}]}
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        response = api.put(URL.format("crewed"), change, format="json")
+    assert response.status_code == 200
+    crew = Person.objects.get(external_ref="crew-1")
+    assert response.json()["entity_ids"] == [crew.pk]  # crew-2 left
+    assert len(response.json()["resource_ids"]) == 1  # not sent: kept, and shown without asking again
+    through = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith("SELECT") and ("tasks_task_assignees" in q["sql"] or "tasks_task_resources" in q["sql"])
+    ]
+    assert len(through) == 1  # the locked lookup of the task itself
+    assert 'FROM "tasks_task"' in through[0]
 
 
 def test_the_messages_of_one_change_are_written_in_one_insert_without_a_read_back(api, org):
