@@ -35,6 +35,7 @@ def test_a_retried_status_report_is_journalled_once(api):
     assert TaskStatus.objects.filter(type="STARTED").count() == 1
 
 
+@pytest.mark.requires_postgres  # concurrent writers and row locks: SQLite serializes writers
 @pytest.mark.django_db(transaction=True)
 def test_parallel_retries_of_one_create_have_one_effect(org, token):
     group = Group.objects.create(organization=org, name="G")

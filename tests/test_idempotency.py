@@ -137,6 +137,7 @@ def in_threads(count: int, target) -> list:
     return results
 
 
+@pytest.mark.requires_postgres  # concurrent writers and row locks: SQLite serializes writers
 @pytest.mark.django_db(transaction=True)
 def test_ten_parallel_requests_with_one_key_have_one_effect(org):
     header = f"Bearer {AccessToken.issue(org)[1]}"
@@ -147,6 +148,7 @@ def test_ten_parallel_requests_with_one_key_have_one_effect(org):
     assert Group.objects.count() == 1
 
 
+@pytest.mark.requires_postgres  # concurrent writers and row locks: SQLite serializes writers
 @pytest.mark.django_db(transaction=True)
 def test_a_duplicate_of_a_slow_request_gets_in_progress_then_the_replay(org, settings):
     settings.IDEMPOTENCY_WAIT_SECONDS = 0.3
