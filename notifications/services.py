@@ -1,7 +1,6 @@
 """Notification services: plan messages in the caller's transaction, resend them, manage opt-outs."""
 
 import logging
-import threading
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -12,6 +11,7 @@ from django.db.models import Case, Q, Subquery, When
 from django.utils import timezone
 
 from taskhub.models import Organization
+from taskhub.oncommit import CommitBatch
 from tasks.models import Person, Task
 
 from .defaults import create_default_set
@@ -235,32 +235,9 @@ def suppressed_addresses(organization: Organization, pairs: set[tuple[str, str]]
     return {(channel, address) for channel, address in rows.values_list("channel", "address")} & pairs
 
 
-_pending = threading.local()
-
-
 def enqueue_on_commit(ids: Iterable[int]) -> None:
     """Send right after commit, one task for all the transaction planned; the sweeper sends what this misses."""
-    ids = list(ids)
-    if not ids:
-        return
-    registered = _flush_registered()
-    if not registered:
-        _pending.ids = []  # anything left here is from a transaction that rolled back
-    _pending.ids.extend(ids)
-    if not registered:
-        transaction.on_commit(_enqueue_pending)  # outside a transaction this runs at once
-
-
-def _flush_registered() -> bool:
-    """Whether this transaction already sends its pending work on commit."""
-    return any(callback is _enqueue_pending for _, callback, _ in transaction.get_connection().run_on_commit)
-
-
-def _enqueue_pending() -> None:
-    """Runs once per commit and sends all of the transaction's pending work."""
-    ids, _pending.ids = _pending.ids, []
-    if ids:
-        _enqueue(ids)
+    _to_send.add(ids)
 
 
 def _enqueue(ids: list[int]) -> None:
@@ -271,6 +248,9 @@ def _enqueue(ids: list[int]) -> None:
     except Exception:
         # The rows are committed: the sweeper sends them when the broker is back.
         logger.warning("Could not enqueue notifications %s; the sweeper will pick them up.", ids, exc_info=True)
+
+
+_to_send = CommitBatch(_enqueue)
 
 
 @transaction.atomic

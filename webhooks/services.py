@@ -1,7 +1,6 @@
 """Webhook services: emit events into the outbox, manage endpoints, resend and recover messages."""
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
 from taskhub.models import Organization
+from taskhub.oncommit import CommitBatch
 
 from .models import PREVIOUS_SECRET_TTL, Delivery, Endpoint, Event, new_secret
 
@@ -70,36 +70,13 @@ def _emit_to(
     return event
 
 
-_pending = threading.local()
-
-
 def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
     """First attempt right after commit: one task per endpoint sends all of the transaction's deliveries to it.
 
     A change that emits several events still enqueues each endpoint once. Rate-limited endpoints
     are metered by the sweeper instead.
     """
-    endpoint_ids = {delivery.endpoint_id for delivery in deliveries}
-    if not endpoint_ids:
-        return
-    registered = _flush_registered()
-    if not registered:
-        _pending.endpoints = set()  # anything left here is from a transaction that rolled back
-    _pending.endpoints.update(endpoint_ids)
-    if not registered:
-        transaction.on_commit(_enqueue_pending)  # outside a transaction this runs at once
-
-
-def _flush_registered() -> bool:
-    """Whether this transaction already sends its pending work on commit."""
-    return any(callback is _enqueue_pending for _, callback, _ in transaction.get_connection().run_on_commit)
-
-
-def _enqueue_pending() -> None:
-    """Runs once per commit and sends all of the transaction's pending work."""
-    endpoint_ids, _pending.endpoints = _pending.endpoints, set()
-    if endpoint_ids:
-        enqueue_endpoints(endpoint_ids)
+    _endpoints_to_send.add({delivery.endpoint_id for delivery in deliveries})
 
 
 def enqueue_endpoints(endpoint_ids: Iterable[int]) -> None:
@@ -116,6 +93,9 @@ def enqueue_endpoints(endpoint_ids: Iterable[int]) -> None:
             endpoint_ids,
             exc_info=True,
         )
+
+
+_endpoints_to_send = CommitBatch(lambda endpoint_ids: enqueue_endpoints(set(endpoint_ids)))
 
 
 def endpoint_rotate_secret(*, endpoint: Endpoint) -> str:
