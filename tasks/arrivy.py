@@ -3,11 +3,12 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from taskhub.models import Organization
 
 from .models import Group, Person, Resource, Task
-from .references import resolve_many, resolve_one, upsert_by_external, upsert_resources
+from .references import refs_filter, resolve_many, resolve_one, upsert_by_external, upsert_resources
 from .services import TaskChanges, UpsertResult, find_for_update, task_upsert
 
 TASK_FIELDS = ("title", "details", "start_datetime", "end_datetime", "enable_time_window_display",
@@ -39,8 +40,13 @@ def _address(values: dict[str, Any]) -> dict[str, Any]:
     return address
 
 
-def _customer(organization: Organization, data: dict[str, Any], current: Person | None) -> Person | None:
-    """The customer the request names, created or updated with the customer_* fields sent."""
+def _customer(
+    organization: Organization, data: dict[str, Any], current: Person | None, loaded: list[Person] | None = None
+) -> Person | None:
+    """The customer the request names, created or updated with the customer_* fields sent.
+
+    `loaded`: people read with `customer_match` annotated (see _people_sent), instead of a lookup.
+    """
     if data.get("customer_id"):
         person = resolve_one(Person, organization, data["customer_id"], "customer_id")
     else:
@@ -48,7 +54,9 @@ def _customer(organization: Organization, data: dict[str, Any], current: Person 
     values = {CUSTOMER_FIELDS[k]: v for k, v in data.items() if k in CUSTOMER_FIELDS}
     if not values:
         return person
-    if person is None and (values.get("email") or values.get("mobile_number") or values.get("phone")):
+    if person is None and loaded is not None:
+        person = next((p for p in loaded if p.customer_match), None)
+    elif person is None and (values.get("email") or values.get("mobile_number") or values.get("phone")):
         person = _find_customer(organization, values)
     if person is None:
         return Person.objects.create(organization=organization, is_customer=True, **values)
@@ -68,10 +76,30 @@ def _find_customer(organization: Organization, values: dict[str, Any]) -> Person
     return people.filter(mobile_number=number).first() or people.filter(phone=number).first()
 
 
-def _crew(organization: Organization, data: dict[str, Any]) -> list[Person] | None:
+def _people_sent(organization: Organization, data: dict[str, Any], current: Task | None) -> list[Person] | None:
+    """The crew `entity_ids` names and the customer matched by `customer_email`, in one query.
+
+    Only when the request needs both (a task without a customer yet, found by email, and crew by
+    id); otherwise each is read on its own, as before. The database decides the match, as
+    _find_customer's `email__iexact` would.
+    """
+    email = data.get("customer_email")
+    refs = data.get("entity_ids") or []
+    if not (email and refs) or data.get("customer_id") or (current is not None and current.customer_id):
+        return None
+    match = Q(is_customer=True, email__iexact=email)
+    return list(
+        Person.objects.filter(organization=organization)
+        .filter(refs_filter(refs) | match)
+        .annotate(customer_match=ExpressionWrapper(match, output_field=BooleanField()))
+        .order_by("pk")
+    )
+
+
+def _crew(organization: Organization, data: dict[str, Any], loaded: list[Person] | None = None) -> list[Person] | None:
     if "entity_ids" not in data and "entities" not in data:
         return None
-    crew = resolve_many(Person, organization, data.get("entity_ids") or [], "entity_ids")
+    crew = resolve_many(Person, organization, data.get("entity_ids") or [], "entity_ids", loaded)
     inline = []
     for item in data.get("entities") or []:
         values = {**item, "external_ref": item["external_id"]}
@@ -102,12 +130,13 @@ def to_changes(organization: Organization, data: dict[str, Any], current: Task |
     if "customer_exact_location" in data:
         address.update(_address({"exact_location": data["customer_exact_location"]}))
     additional = data.get("additional_addresses")
+    people = _people_sent(organization, data, current)
     return TaskChanges(
         fields=fields,
-        customer=_customer(organization, data, current.customer if current else None),
+        customer=_customer(organization, data, current.customer if current else None, people),
         address=address or None,
         additional_addresses=[_address(a) for a in additional] if additional is not None else None,
-        assignees=_crew(organization, data),
+        assignees=_crew(organization, data, people),
         resources=_resources(organization, data),
         suppress_webhooks=data.get("do_not_send_webhook_notification", False),
     )

@@ -24,12 +24,26 @@ def _split_refs(refs: list[Any]) -> tuple[set[int], set[uuid.UUID]]:
     return ids, uuids
 
 
-def resolve_many(model: type[Model], organization: Organization, refs: list[Any], field: str) -> list:
-    """Rows of `organization` by numeric id or UUID identifier; any unknown ref is a 400 naming `field`."""
+def refs_filter(refs: list[Any]) -> Q:
+    """The rows `refs` name, by numeric id or UUID identifier."""
+    ids, uuids = _split_refs(refs)
+    return Q(pk__in=ids) | Q(identifier__in=uuids)
+
+
+def resolve_many(
+    model: type[Model], organization: Organization, refs: list[Any], field: str, loaded: list | None = None
+) -> list:
+    """Rows of `organization` by numeric id or UUID identifier; any unknown ref is a 400 naming `field`.
+
+    `loaded`: the organization's rows already read by a query that covered refs_filter(refs).
+    """
     if not refs:
         return []
-    ids, uuids = _split_refs(refs)
-    rows = list(model.objects.filter(Q(pk__in=ids) | Q(identifier__in=uuids), organization=organization))
+    if loaded is None:
+        rows = list(model.objects.filter(refs_filter(refs), organization=organization))
+    else:
+        ids, uuids = _split_refs(refs)
+        rows = [row for row in loaded if row.pk in ids or row.identifier in uuids]
     found = {str(r.pk) for r in rows} | {str(r.identifier) for r in rows}
     unknown = [str(ref) for ref in refs if str(ref).strip() not in found and _norm_uuid(ref) not in found]
     if unknown:

@@ -233,6 +233,22 @@ def test_do_not_send_webhook_notification_silences_webhooks_for_that_change_only
     assert list(Event.objects.values_list("type", flat=True)) == ["task.updated"]
 
 
+def test_a_new_tasks_customer_by_email_and_crew_by_id_are_found_in_one_query(api, org):
+    customer = Person.objects.create(organization=org, first_name="Ada", email="Ada@Example.com", is_customer=True)
+    crew = Person.objects.create(organization=org, first_name="Bob", is_crew=True)
+    body = {"title": "Fix", "customer_email": "ada@example.COM", "entity_ids": [crew.pk]}
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        response = api.put(URL.format("one-lookup"), body, format="json")
+    assert response.status_code == 201
+    assert response.json()["customer"]["id"] == customer.pk  # matched case-insensitively, not created
+    assert response.json()["entity_ids"] == [crew.pk]
+    people = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "tasks_person"')]
+    assert len(people) == 1
+    unknown = api.put(URL.format("one-lookup-2"), {**body, "entity_ids": [crew.pk, 999999]}, format="json")
+    assert unknown.status_code == 400
+    assert "entity_ids" in unknown.json()["error"]["fields"]
+
+
 def test_an_existing_tasks_crew_and_resources_are_read_with_the_task(api, org):
     api.put(URL.format("crewed"), FULL, format="json")
     change = {"title": "Changed", "entities": [{"external_id": "crew-1", "name": "Bob Smith"}]}
