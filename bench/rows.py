@@ -178,6 +178,11 @@ def _upsert_load(context: Context, rate: float, duration: float, seed: int) -> d
     )
 
 
+def warm_up(context: Context) -> None:
+    """A few upserts first: each gunicorn thread's first requests pay one-time costs (imports, connections)."""
+    _upsert_load(context, 10, 2.0, seed=1)
+
+
 def sink_stats(context: Context) -> dict:
     return httpx.get(f"{context.config.sink_url}/_stats", timeout=10).json()
 
@@ -201,6 +206,8 @@ def measure_fanout(context: Context, throughput: dict | None = None) -> dict:
     config, rate = context.config, fanout_rate(context, throughput)
     duration = 4.0 if config.quick else 8.0
     off, on, latencies, backlog = [], [], [], []
+    set_fanout(context, on=False)
+    warm_up(context)
     for n in range(config.runs):
         set_fanout(context, on=False)
         off.append(_upsert_load(context, rate, duration, seed=100 + n))
@@ -258,6 +265,8 @@ def measure_headroom(context: Context) -> dict:
     steps = [5, 10, 25, 50, 100] if config.quick else [5, 10, 15, 20, 25, 50, 75, 100, 125, 150, 200, 300]
     duration = 4.0 if config.quick else 8.0
     set_fanout(context, on=True)
+    warm_up(context)
+    wait_sink_quiet(context, 3 if config.quick else 20)
     results, best = [], None
     try:
         for n, rate in enumerate(steps):
