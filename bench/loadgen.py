@@ -16,11 +16,15 @@ import time
 from . import bodies
 
 MAX_CONNECTIONS = 256
+# gunicorn closes a keep-alive connection idle for 2 s (its --keep-alive default); one idle for
+# longer than this is dropped rather than reused, so a request never goes out on a closed socket.
+MAX_IDLE_SECONDS = 1.0
 
 
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = time.perf_counter()
 
     async def exchange(self, request: bytes) -> int:
         self.writer.write(request)
@@ -48,14 +52,19 @@ class Generator:
         self.make = bodies.factory(args.scenario, args, self.rng)
 
     async def connection(self) -> Connection:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            conn = self.idle.pop()
+            if time.perf_counter() - conn.idle_since < MAX_IDLE_SECONDS:
+                return conn
+            conn.writer.close()  # the server may have closed it already
+            self.opened -= 1
         if self.opened < min(self.args.connections, MAX_CONNECTIONS):
             self.opened += 1
             return Connection(*await asyncio.open_connection("127.0.0.1", self.args.port))
         return await self.waiters.get()
 
     def give_back(self, conn: Connection) -> None:
+        conn.idle_since = time.perf_counter()
         if self.waiters._getters:  # someone is waiting: hand it over directly
             self.waiters.put_nowait(conn)
         else:

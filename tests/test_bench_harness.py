@@ -1,11 +1,14 @@
 """The bench harness's pure pieces, so `make bench` cannot rot between runs (no servers started here)."""
 
+import argparse
+import asyncio
 import json
 import random
+import time
 
 import pytest
 
-from bench import bodies, stats
+from bench import bodies, loadgen, stats
 from bench.config import Config, server_env
 from bench.seed import SEED, _tasks, seed
 from tasks.models import Person, Task, TaskAddress, TaskStatus
@@ -98,3 +101,34 @@ def test_seed_writes_people_and_tasks_with_their_rows():
     # The sequences moved past the copied ids: the ORM can insert next to them.
     task = Task.objects.create(organization_id=seeded.organization_id, title="after the seed")
     assert task.pk > max(Task.objects.exclude(pk=task.pk).values_list("pk", flat=True))
+
+
+def test_the_load_generator_never_sends_on_a_keep_alive_connection_the_server_may_have_closed():
+    """A server that closes keep-alive connections idle for 1.5 s: a request after a pause is not an error."""
+
+    async def scenario() -> tuple[dict, int]:
+        async def serve(reader, writer) -> None:
+            try:
+                while True:
+                    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 1.5)
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    await writer.drain()
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        args = argparse.Namespace(
+            port=port, scenario="get", path="/", token="", connections=4, timeout=2.0, seed=1, rate=1, duration=1
+        )
+        generator = loadgen.Generator(args)
+        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        await generator.one(time.perf_counter(), request)
+        await asyncio.sleep(1.7)  # the server has closed the idle connection by now
+        await generator.one(time.perf_counter(), request)
+        server.close()
+        return generator.statuses, generator.errors
+
+    statuses, errors = asyncio.run(scenario())
+    assert errors == 0
+    assert statuses == {"200": 2}
