@@ -76,20 +76,9 @@ def main() -> int:
 
     from . import context as ctx
     from . import db, servers
-    from .delivery import delivery_rows, measure_delivery
-    from .queries import measure_queries, queries_rows
-    from .rows import (
-        admin_rows,
-        ceiling_rows,
-        fanout_rows,
-        headroom_rows,
-        measure_admin,
-        measure_fanout,
-        measure_headroom,
-        measure_throughput,
-        throughput_rows,
-        tracker_rows,
-    )
+    from .delivery import measure_delivery
+    from .queries import measure_queries
+    from .rows import measure_admin, measure_fanout, measure_headroom, measure_throughput
     from .seed import seed
 
     print(f"bench: scale {config.scale}, {config.runs} run(s) per row, quick={config.quick}", flush=True)
@@ -138,19 +127,7 @@ def main() -> int:
                 raw[name] = {"error": repr(exc)}
             print(f"bench: {name} done in {time.monotonic() - step_started:.0f} s", flush=True)
         queries = raw.get("queries") if isinstance(raw.get("queries"), dict) and "error" not in raw["queries"] else {}
-        rows = table_rows(
-            raw,
-            context,
-            queries,
-            throughput_rows,
-            tracker_rows,
-            ceiling_rows,
-            queries_rows,
-            fanout_rows,
-            delivery_rows,
-            admin_rows,
-            headroom_rows,
-        )
+        rows = table_rows(raw, context, queries)
     finally:
         for name in ("beat", "worker", "gunicorn", "sink"):
             if name in processes:
@@ -162,17 +139,19 @@ def main() -> int:
     return 0
 
 
-def table_rows(raw, context, queries, *builders) -> list[Row]:
-    (
+def table_rows(raw: dict, context, queries: dict) -> list[Row]:
+    """The table, in reading order, from what each step measured; a step that failed says so."""
+    from .delivery import delivery_rows
+    from .queries import queries_rows
+    from .rows import (
+        admin_rows,
+        ceiling_rows,
+        fanout_rows,
+        headroom_rows,
         throughput_rows,
         tracker_rows,
-        ceiling_rows,
-        queries_rows,
-        fanout_rows,
-        delivery_rows,
-        admin_rows,
-        headroom_rows,
-    ) = builders
+    )
+
     rows: list[Row] = []
 
     def ok(name: str) -> bool:

@@ -1,5 +1,7 @@
 """Pointing the Celery app at a test's own Redis database, for the suites that run a real worker."""
 
+import ast
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,3 +30,9 @@ def own_broker(url: str, settings=None) -> Iterator[redis.Redis]:
     finally:
         client.flushdb()
         use_broker(url)
+
+
+def queued(client: redis.Redis, queue: str) -> list[tuple[str, tuple]]:
+    """The messages waiting in `queue`, oldest last, as (task name, positional arguments)."""
+    messages = [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+    return [(m["headers"]["task"], ast.literal_eval(m["headers"]["argsrepr"])) for m in messages]

@@ -1,12 +1,10 @@
 """The messages one change plans go to the worker as one task, after commit, and not at all on rollback."""
 
-import json
-
 import pytest
 from django.db import transaction
 
 from notifications.models import Notification
-from tests.celery_broker import own_broker
+from tests.celery_broker import own_broker, queued
 
 pytestmark = [pytest.mark.requires_redis, pytest.mark.django_db]
 
@@ -28,14 +26,6 @@ def broker():
         yield client
 
 
-def queued(client) -> list[tuple[str, list]]:
-    messages = [json.loads(raw) for raw in client.lrange("notifications", 0, -1)]
-    return [
-        (m["headers"]["task"], json.loads(m["headers"]["argsrepr"].replace("(", "[").replace(",)", "]")))
-        for m in messages
-    ]
-
-
 def test_a_change_that_plans_several_messages_enqueues_one_task_for_all(
     api, broker, django_capture_on_commit_callbacks
 ):
@@ -43,7 +33,7 @@ def test_a_change_that_plans_several_messages_enqueues_one_task_for_all(
         assert api.put(UPSERT.format("ord-1"), PAYLOAD, format="json").status_code == 201
     planned = sorted(Notification.objects.filter(status=Notification.Status.QUEUED).values_list("pk", flat=True))
     assert len(planned) >= 2  # the customer's email and SMS
-    ((task, (ids,)),) = queued(broker)
+    ((task, (ids,)),) = queued(broker, "notifications")
     assert task == "notifications.tasks.send_notifications"
     assert sorted(ids) == planned
 
@@ -64,4 +54,4 @@ def test_a_rolled_back_change_enqueues_no_message(api, org, broker, django_captu
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         change_that_fails()
     assert planned  # it did plan a message, then rolled it back
-    assert queued(broker) == []
+    assert queued(broker, "notifications") == []

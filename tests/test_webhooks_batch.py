@@ -1,13 +1,12 @@
 """Deliveries go out a batch per endpoint: one task per endpoint per commit, one claim and one write per batch."""
 
-import json
 import threading
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from tests.celery_broker import own_broker
+from tests.celery_broker import own_broker, queued
 from webhooks import services
 from webhooks.delivery import attempt_batch, claim_for_endpoint
 from webhooks.models import Attempt, Delivery
@@ -32,11 +31,6 @@ def broker():
         yield client
 
 
-def queued_tasks(client) -> list[tuple[str, str]]:
-    messages = [json.loads(raw) for raw in client.lrange("webhooks", 0, -1)]
-    return [(m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages]
-
-
 @pytest.mark.django_db
 @pytest.mark.requires_redis
 def test_one_change_that_sends_several_events_enqueues_each_endpoint_once(
@@ -46,11 +40,11 @@ def test_one_change_that_sends_several_events_enqueues_each_endpoint_once(
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         queue(org, 3, ("task.updated", "task.rescheduled", "task.assigned"))
     assert Delivery.objects.count() == 6
-    tasks = queued_tasks(broker)
+    tasks = queued(broker, "webhooks")
     assert len(tasks) == 2
     assert set(tasks) == {
-        ("webhooks.tasks.deliver_endpoint", f"({first.pk},)"),
-        ("webhooks.tasks.deliver_endpoint", f"({second.pk},)"),
+        ("webhooks.tasks.deliver_endpoint", (first.pk,)),
+        ("webhooks.tasks.deliver_endpoint", (second.pk,)),
     }
 
 
@@ -69,7 +63,7 @@ def test_a_rolled_back_change_enqueues_nothing_of_its_own(
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         change_that_fails()
     assert Delivery.objects.count() == 0
-    assert queued_tasks(broker) == []
+    assert queued(broker, "webhooks") == []
 
 
 @pytest.mark.django_db

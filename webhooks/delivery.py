@@ -172,11 +172,6 @@ def request_headers(delivery: Delivery, body: str, now: datetime) -> dict[str, s
     return {**custom, **signed, "content-type": "application/json", "user-agent": "TaskHub-Webhooks/1.0"}
 
 
-def attempt_delivery(delivery: Delivery) -> Attempt | None:
-    """Send one attempt of a claimed delivery and record its outcome and the next step."""
-    return attempt_batch([delivery])[0]
-
-
 def attempt_batch(deliveries: list[Delivery]) -> list[Attempt | None]:
     """Send one attempt of each claimed delivery of one endpoint, together, and record every outcome at once.
 
