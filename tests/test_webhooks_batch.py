@@ -160,3 +160,35 @@ def test_a_rate_limited_endpoint_is_left_to_the_sweepers_metering(
     deliver_endpoint(endpoint.pk)
     assert receiver.received == []
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.PENDING}
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_claiming_locks_the_endpoint_but_never_its_organization(org, endpoint):
+    """A dispatcher saving the organization's settings must not hold up its webhooks, nor they the dispatcher."""
+    queue(org, 2)
+    locked, release = threading.Event(), threading.Event()
+
+    def dispatcher() -> None:
+        try:
+            with transaction.atomic():
+                type(org).objects.select_for_update().get(pk=org.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=dispatcher)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a claim that waited for the organization would fail
+        try:
+            assert len(claim_for_endpoint(endpoint.pk)) == 2
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        release.set()
+        holder.join()

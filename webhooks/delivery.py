@@ -78,7 +78,10 @@ def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
     """
     now = timezone.now()
     with transaction.atomic():
-        endpoint = Endpoint.objects.select_for_update(no_key=True).filter(pk=endpoint_id).first()
+        # Only the endpoint's row: its default ordering joins the organization, which must stay unlocked.
+        endpoint = (
+            Endpoint.objects.select_for_update(no_key=True, of=("self",)).filter(pk=endpoint_id).order_by().first()
+        )
         if endpoint is None or endpoint.rate_limit is not None:
             return []
         room = endpoint_allowance(endpoint) - Delivery.objects.in_flight(now).filter(endpoint_id=endpoint_id).count()
