@@ -77,7 +77,7 @@ class TemplateRule(models.Model):
     urgent = models.BooleanField(default=False, help_text="Sent during quiet hours too (e.g. crew on the way).")
 
     class Meta:
-        ordering = ["template_set", "event", "audience", "channel"]
+        ordering = ["template_set_id", "event", "audience", "channel"]
         constraints = [
             models.UniqueConstraint(
                 fields=["template_set", "event", "audience", "channel"], name="template_rule_unique"

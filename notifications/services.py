@@ -117,9 +117,14 @@ def rules_for(task: Task, event: str) -> list:
 def _enabled_rules(task: Task) -> list[TemplateRule]:
     """The enabled rules of template_set_for(task): one query, unless the set has no rules at all."""
     sets = TemplateSet.objects.filter(organization_id=task.organization_id)
-    wanted = Q(is_default=True) | Q(key=task.template) if task.template else Q(is_default=True)
-    chosen = sets.filter(wanted).order_by(Case(When(is_default=True, then=1), default=0), "pk").values("pk")[:1]
-    rules = list(TemplateRule.objects.filter(template_set=Subquery(chosen)))
+    if task.template:  # the keyed set when it exists, else the default
+        sets = sets.filter(Q(is_default=True) | Q(key=task.template))
+        order = [Case(When(is_default=True, then=1), default=0), "pk"]
+    else:
+        sets, order = sets.filter(is_default=True), ["pk"]
+    chosen = sets.order_by(*order).values("pk")[:1]
+    # The rules of one set in the model's order, without the joins its set-level ordering brings.
+    rules = list(TemplateRule.objects.filter(template_set=Subquery(chosen)).order_by("event", "audience", "channel"))
     if not rules:  # an empty set, or no default set yet: template_set_for creates it
         rules = list(template_set_for(task).rules.all())
     return [rule for rule in rules if rule.enabled]

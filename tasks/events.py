@@ -26,7 +26,7 @@ def _emit(
         extra["request_id"] = request_id
     base = batch.data if batch else lambda: task_data(task)
     emit(organization=task.organization, type=type_, data=lambda: {**base(), **extra}, task=task,
-         request_id=request_id, endpoints=batch.endpoints if batch else None)  # fmt: skip
+         request_id=request_id, endpoints=batch.endpoints if batch else endpoints_for(task))  # fmt: skip
 
 
 class Batch:
@@ -34,13 +34,22 @@ class Batch:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self.endpoints = enabled_endpoints(task.organization)
+        self.endpoints = endpoints_for(task)
         self._data: dict[str, Any] | None = None
 
     def data(self) -> dict[str, Any]:
         if self._data is None:
             self._data = task_data(self.task)
         return self._data
+
+
+def endpoints_for(task: Task):
+    """The organization's enabled endpoints, read once per task instance: a request that changes a
+    task and then reports on it (Travtus's request.completed) reads them once."""
+    endpoints = task.__dict__.get("_enabled_endpoints")
+    if endpoints is None:
+        endpoints = task.__dict__["_enabled_endpoints"] = enabled_endpoints(task.organization)
+    return endpoints
 
 
 def task_changed(
@@ -130,4 +139,4 @@ def request_finished(
     if errors:
         data["errors"] = errors
     emit(organization=organization, type="request.completed" if ok else "request.failed", data=data, task=task,
-         request_id=request_id)  # fmt: skip
+         request_id=request_id, endpoints=endpoints_for(task) if task is not None else None)  # fmt: skip

@@ -323,7 +323,7 @@ class TaskAddress(models.Model):
     lng = models.FloatField(null=True, blank=True, validators=[MinValueValidator(-180), MaxValueValidator(180)])
 
     class Meta:
-        ordering = ["task", "position"]
+        ordering = ["task_id", "position"]  # by the column: "task" would join the task for its ordering
         verbose_name_plural = "task addresses"
 
     def __str__(self) -> str:
@@ -360,7 +360,7 @@ class TaskStatus(OrgOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["task", "time", "id"]
+        ordering = ["task_id", "time", "id"]
         indexes = [models.Index(fields=["task", "time"], name="taskstatus_task_time")]
         verbose_name = "status entry"
         verbose_name_plural = "status journal"
@@ -383,7 +383,7 @@ class Attachment(OrgOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["task", "created_at"]
+        ordering = ["task_id", "created_at"]
 
     def __str__(self) -> str:
         return self.filename or self.note[:40] or f"attachment {self.pk}"

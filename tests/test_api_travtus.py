@@ -174,3 +174,18 @@ def test_request_outcome_is_sent_as_an_event_with_the_same_request_id(api, org, 
     assert {"task.created", "request.completed"} <= types
     failed = api.post("/api/task/", {"group_id": group.pk, "importance": "urgent"}, format="json").json()
     assert Event.objects.get(request_id=failed["request_id"]).type == "request.failed"
+
+
+def test_a_create_reads_the_organizations_endpoints_once_for_all_its_events(api, org, group):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Endpoint.objects.create(organization=org, url="https://hooks.example.com/taskhub")
+    with CaptureQueriesContext(connection) as ctx:
+        body = api.post("/api/task/", {"group_id": group.pk}, format="json").json()
+    types = set(Event.objects.filter(request_id=body["request_id"]).values_list("type", flat=True))
+    assert types == {"task.created", "request.completed"}
+    reads = [
+        q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT") and "webhooks_endpoint" in q["sql"]
+    ]
+    assert len(reads) == 1

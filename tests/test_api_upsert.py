@@ -296,3 +296,21 @@ def test_the_task_shape_is_built_once_and_renders_as_drf_would(api, org):
     assert TaskOutSerializer(task).data == expected
     with mock.patch.object(drf.ModelSerializer, "get_fields", side_effect=AssertionError("fields rebuilt")):
         assert TaskOutSerializer(task).data == expected
+
+
+def test_a_change_reads_addresses_rules_and_endpoints_without_joining_their_parents(api, org):
+    """Default orderings name the parent ("task", "organization"): hot reads order by the column instead."""
+    from webhooks.models import Endpoint
+
+    Endpoint.objects.create(organization=org, url="https://hooks.example.com/taskhub")
+    api.put(URL.format("joins"), FULL, format="json")
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        response = api.put(URL.format("joins"), {**FULL, "start_datetime": "2026-12-01T08:00:00"}, format="json")
+    assert response.status_code == 200
+    reads = {
+        table: [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(f'SELECT "{table}"')]
+        for table in ("tasks_taskaddress", "webhooks_endpoint", "notifications_templaterule")
+    }
+    assert all(len(sql) == 1 for sql in reads.values()), reads
+    for sql in (s for found in reads.values() for s in found):
+        assert " JOIN " not in sql, sql
