@@ -192,3 +192,17 @@ def test_claiming_locks_the_endpoint_but_never_its_organization(org, endpoint):
     finally:
         release.set()
         holder.join()
+
+
+@pytest.mark.django_db
+def test_a_drain_whose_batch_took_everything_due_ends_without_claiming_again(
+    org, endpoint, receiver, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks():
+        queue(org, 3)  # fewer than the allowance: the first claim takes them all
+    with CaptureQueriesContext(connection) as captured:
+        deliver_endpoint(endpoint.pk)
+    assert len(receiver.wait_for(3)) == 3
+    claims = [q["sql"] for q in captured.captured_queries if "FOR NO KEY UPDATE" in q["sql"]]
+    assert len(claims) == 1
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}

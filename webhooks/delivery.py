@@ -76,6 +76,11 @@ def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
     statements per batch, whatever its size. A rate-limited endpoint gets nothing here: the
     sweeper meters it.
     """
+    return _claim_for_endpoint(endpoint_id)[0]
+
+
+def _claim_for_endpoint(endpoint_id: int) -> tuple[list[Delivery], bool]:
+    """The claimed batch, and whether it filled the free slots (so more may be due)."""
     now = timezone.now()
     with transaction.atomic():
         # Only the endpoint's row: its default ordering joins the organization, which must stay unlocked.
@@ -83,10 +88,10 @@ def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
             Endpoint.objects.select_for_update(no_key=True, of=("self",)).filter(pk=endpoint_id).order_by().first()
         )
         if endpoint is None or endpoint.rate_limit is not None:
-            return []
+            return [], False
         room = endpoint_allowance(endpoint) - Delivery.objects.in_flight(now).filter(endpoint_id=endpoint_id).count()
         if room <= 0:
-            return []
+            return [], False
         batch = list(
             Delivery.objects.due(now)
             .filter(endpoint_id=endpoint_id)
@@ -99,7 +104,7 @@ def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
             Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(locked_until=locked_until)
     for delivery in batch:
         delivery.endpoint, delivery.locked_until = endpoint, locked_until
-    return batch
+    return batch, len(batch) == room
 
 
 def endpoint_allowance(endpoint: Endpoint) -> int:
@@ -196,11 +201,16 @@ def attempt_batch(deliveries: list[Delivery]) -> list[Attempt | None]:
 def drain_endpoint(endpoint_id: int, limit: int) -> int:
     """Send the endpoint's due deliveries a batch of its free in-flight slots at a time, until none is due.
 
-    Stops after about `limit` deliveries so one endpoint cannot hold a worker forever. Returns
-    how many were sent.
+    A batch that did not fill the free slots took everything due: the drain ends without
+    claiming again, since what is written later enqueues its own task when it commits. Stops
+    after about `limit` deliveries so one endpoint cannot hold a worker forever. Returns how
+    many were sent.
     """
-    sent = 0
-    while sent < limit and (batch := claim_for_endpoint(endpoint_id)):
+    sent, more = 0, True
+    while more and sent < limit:
+        batch, more = _claim_for_endpoint(endpoint_id)
+        if not batch:
+            break
         attempt_batch(batch)
         sent += len(batch)
     return sent
