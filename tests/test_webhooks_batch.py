@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.celery_broker import own_broker, queued
 from webhooks import services
-from webhooks.delivery import attempt_batch, claim_for_endpoint
+from webhooks.delivery import attempt_batch, claim_for_endpoint, deliver_due
 from webhooks.models import Attempt, Delivery
 from webhooks.tasks import deliver_endpoint
 
@@ -206,3 +206,28 @@ def test_a_drain_whose_batch_took_everything_due_ends_without_claiming_again(
     claims = [q["sql"] for q in captured.captured_queries if "FOR NO KEY UPDATE" in q["sql"]]
     assert len(claims) == 1
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
+def test_the_sweeper_hands_an_endpoints_backlog_to_a_drain_instead_of_its_next_pass(
+    org, endpoint, receiver, broker, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 2
+    with django_capture_on_commit_callbacks():  # as if the commit's own task found the sweeper in the slots
+        queue(org, 6)
+    assert deliver_due() == 2  # the sweeper's pass: the endpoint's free slots
+    assert len(receiver.wait_for(2)) == 2
+    assert queued(broker, "webhooks") == [("webhooks.tasks.deliver_endpoint", (endpoint.pk,))]
+    deliver_endpoint(endpoint.pk)  # what the worker runs for that message
+    assert len(receiver.wait_for(6)) == 6
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
+def test_a_sweep_that_took_everything_due_enqueues_nothing(org, endpoint, receiver, broker):
+    queue(org, 2)
+    assert deliver_due() == 2
+    assert len(receiver.wait_for(2)) == 2
+    assert queued(broker, "webhooks") == []

@@ -4,6 +4,7 @@ import json
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -17,7 +18,7 @@ from django.utils import timezone
 from . import http
 from .models import RESPONSE_BODY_LIMIT, Attempt, Delivery, Endpoint, Event
 from .schedule import retry_delay
-from .services import endpoint_disable
+from .services import endpoint_disable, enqueue_endpoints
 from .signing import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -137,10 +138,29 @@ def deliver_due(limit: int | None = None) -> int:
     if settings.WEBHOOK_SWEEP_THREADS <= 1 or len(batches) == 1 or connection.vendor == "sqlite":
         for batch in batches.values():
             attempt_batch(batch)
-        return len(deliveries)
-    with ThreadPoolExecutor(max_workers=min(settings.WEBHOOK_SWEEP_THREADS, len(batches))) as pool:
-        list(pool.map(_attempt_in_thread, batches.values()))
+    else:
+        with ThreadPoolExecutor(max_workers=min(settings.WEBHOOK_SWEEP_THREADS, len(batches))) as pool:
+            list(pool.map(_attempt_in_thread, batches.values()))
+    hand_on_backlogs(batches)
     return len(deliveries)
+
+
+def hand_on_backlogs(endpoint_ids: Iterable[int]) -> None:
+    """Enqueue a drain for each endpoint that still has deliveries due after the sweeper's batch.
+
+    The sweeper takes at most an endpoint's free slots a pass; a drain that found those slots
+    taken by the sweeper ended, and the rest would wait a pass (5 s) per batch. Rate-limited
+    endpoints stay with the sweeper's metering.
+    """
+    backlog = set(
+        Delivery.objects.due(timezone.now())
+        .filter(endpoint_id__in=list(endpoint_ids), endpoint__rate_limit__isnull=True)
+        .order_by()
+        .values_list("endpoint_id", flat=True)
+        .distinct()
+    )
+    if backlog:
+        enqueue_endpoints(backlog)
 
 
 def _attempt_in_thread(batch: list[Delivery]) -> None:
