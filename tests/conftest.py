@@ -1,6 +1,10 @@
 """Plain fixtures shared by the suite: organizations, tokens, API clients, dispatchers."""
 
+import time
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from taskhub.models import AccessToken, Membership, Organization
@@ -58,3 +62,12 @@ def dispatcher(org, django_user_model):
 def dispatcher_client(client, dispatcher):
     client.force_login(dispatcher)
     return client
+
+
+@pytest.fixture
+def window_start():
+    """Pin the clock 5 s into the next minute, so a test of a per-minute limit never straddles two
+    of its fixed windows (the count would start again halfway)."""
+    start = (int(time.time()) // 60 + 1) * 60 + 5
+    with time_machine.travel(datetime.fromtimestamp(start, UTC), tick=False) as traveller:
+        yield traveller

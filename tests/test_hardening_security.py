@@ -73,7 +73,7 @@ def token_request(client_id: str, secret: str):
     return APIClient().post(TOKEN_URL, grant, content_type=FORM)
 
 
-def test_the_token_endpoint_refuses_even_the_right_secret_after_too_many_failures(org, settings):
+def test_the_token_endpoint_refuses_even_the_right_secret_after_too_many_failures(org, settings, window_start):
     settings.API_TOKEN_FAILURE_LIMIT = "3/minute"
     client, secret = ApiClient.issue(org, name="crm")
 
@@ -103,7 +103,7 @@ def admin_login(client, password: str, username: str = "dispatch"):
     return client.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"})
 
 
-def test_the_admin_login_refuses_even_the_right_password_after_too_many_failures(client, staff, settings):
+def test_the_admin_login_refuses_even_the_right_password_after_too_many_failures(client, staff, settings, window_start):
     settings.ADMIN_LOGIN_FAILURE_LIMIT = "3/minute"
 
     failures = [admin_login(client, f"guess-{i}").status_code for i in range(3)]
@@ -115,7 +115,7 @@ def test_the_admin_login_refuses_even_the_right_password_after_too_many_failures
     assert "_auth_user_id" not in client.session
 
 
-def test_the_admin_login_limit_counts_per_ip_across_usernames(client, staff, settings):
+def test_the_admin_login_limit_counts_per_ip_across_usernames(client, staff, settings, window_start):
     settings.ADMIN_LOGIN_FAILURE_LIMIT = "3/minute"
     for name in ("alice", "bob", "carol"):
         admin_login(client, "guess", username=name)

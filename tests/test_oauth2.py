@@ -125,7 +125,7 @@ def test_a_json_body_is_an_invalid_request_in_the_oauth_shape(client_pair):
     assert_oauth_error(response, 400, "invalid_request")
 
 
-def test_repeated_failures_lock_the_client_id_and_the_ip_for_the_window(client_pair, org, settings):
+def test_repeated_failures_lock_the_client_id_and_the_ip_for_the_window(client_pair, org, settings, window_start):
     settings.API_TOKEN_FAILURE_LIMIT = "3/minute"
     client, secret = client_pair
     for _ in range(3):

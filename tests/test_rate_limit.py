@@ -1,11 +1,8 @@
 """Per-organization rate limit: an atomic Redis counter, 429 in the envelope, X-RateLimit-* headers."""
 
 import threading
-import time
-from datetime import UTC, datetime
 
 import pytest
-import time_machine
 
 from taskhub import ratelimit
 from taskhub.ratelimit import redis_client
@@ -17,14 +14,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.requires_redis]
 def clean_redis(settings):
     """Flush only the Redis database this suite was given."""
     redis_client(settings.REDIS_URL).flushdb()
-
-
-@pytest.fixture
-def window_start():
-    """Pin the clock 5 s into the next minute, so a test never straddles two windows."""
-    start = (int(time.time()) // 60 + 1) * 60 + 5
-    with time_machine.travel(datetime.fromtimestamp(start, UTC), tick=False) as traveller:
-        yield traveller
 
 
 def test_requests_past_the_limit_get_429_with_retry_after(api, settings, window_start):
