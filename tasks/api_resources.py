@@ -75,7 +75,8 @@ class BoundedIsoDateTimeField(IsoDateTimeField):
         try:
             return parse_datetime_in_zone(value, timezone.get_current_timezone())
         except DateTimeInputError as exc:
-            raise DjangoValidationError(str(exc), code="invalid") from None
+            # As a parameter: django-filter %-formats the message, and the reason quotes the input.
+            raise DjangoValidationError("%(reason)s", code="invalid", params={"reason": str(exc)}) from None
 
 
 class BoundedIsoDateTimeFilter(django_filters.IsoDateTimeFilter):

@@ -177,3 +177,11 @@ def test_deleting_a_person_a_task_names_is_a_conflict_not_a_server_error(api, or
 
     assert response.status_code == 409, response.content
     assert Person.objects.filter(pk=person.pk).exists()
+
+
+@pytest.mark.parametrize("value", ["%s", "100%", "%(x)s", "2030-01-01T00:00:00%25"])
+def test_a_percent_sign_in_a_date_filter_is_a_400_naming_the_filter(api, value):
+    response = api.get("/api/tasks/", {"updated_since": value})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "validation_error"
+    assert "updated_since" in response.json()["error"]["fields"]
