@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Case, Q, Subquery, When
 from django.utils import timezone
 
+from taskhub.configcache import StampedCache, config_changed
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
 from tasks.models import Person, Task
@@ -40,16 +41,24 @@ def settings_for(organization: Organization) -> NotificationSettings:
 def default_set_for(organization: Organization) -> TemplateSet:
     """The organization's default template set, created with the default rules on first use."""
     found = TemplateSet.objects.filter(organization=organization, is_default=True).first()
-    return found or create_default_set(organization.pk, TemplateSet, TemplateRule)
+    if found:
+        return found
+    created = create_default_set(organization.pk, TemplateSet, TemplateRule)
+    config_changed(organization.pk, organization)  # the rules are written in bulk, without their signals
+    return created
 
 
 def template_set_for(task: Task) -> TemplateSet:
     """The set `task.template` names; the organization's default for an empty or unknown key."""
-    if task.template:
-        found = TemplateSet.objects.filter(organization_id=task.organization_id, key=task.template).first()
+    return template_set_named(task.organization, task.template)
+
+
+def template_set_named(organization: Organization, key: str) -> TemplateSet:
+    if key:
+        found = TemplateSet.objects.filter(organization_id=organization.pk, key=key).first()
         if found:
             return found
-    return default_set_for(task.organization)
+    return default_set_for(organization)
 
 
 def occurrence_of(task: Task, event: str) -> str:
@@ -108,26 +117,30 @@ def rules_for(task: Task, event: str) -> list:
     template, cache = task.__dict__.get("_notification_rules", (None, None))
     if cache is None or template != task.template:
         cache = {}
-        for rule in _enabled_rules(task):
+        for rule in _enabled_rules.get(task.organization, task.template or ""):
             cache.setdefault(rule.event, []).append(rule)
         task.__dict__["_notification_rules"] = (task.template, cache)
     return cache.get(event, [])
 
 
-def _enabled_rules(task: Task) -> list[TemplateRule]:
-    """The enabled rules of template_set_for(task): one query, unless the set has no rules at all."""
-    sets = TemplateSet.objects.filter(organization_id=task.organization_id)
-    if task.template:  # the keyed set when it exists, else the default
-        sets = sets.filter(Q(is_default=True) | Q(key=task.template))
+def _read_enabled_rules(organization: Organization, template: str) -> tuple[TemplateRule, ...]:
+    """The enabled rules of the set `template` names (else the default set): one query, unless the set has no rules."""
+    sets = TemplateSet.objects.filter(organization_id=organization.pk)
+    if template:  # the keyed set when it exists, else the default
+        sets = sets.filter(Q(is_default=True) | Q(key=template))
         order = [Case(When(is_default=True, then=1), default=0), "pk"]
     else:
         sets, order = sets.filter(is_default=True), ["pk"]
     chosen = sets.order_by(*order).values("pk")[:1]
     # The rules of one set in the model's order, without the joins its set-level ordering brings.
     rules = list(TemplateRule.objects.filter(template_set=Subquery(chosen)).order_by("event", "audience", "channel"))
-    if not rules:  # an empty set, or no default set yet: template_set_for creates it
-        rules = list(template_set_for(task).rules.all())
-    return [rule for rule in rules if rule.enabled]
+    if not rules:  # an empty set, or no default set yet: template_set_named creates it
+        rules = list(template_set_named(organization, template).rules.all())
+    return tuple(rule for rule in rules if rule.enabled)
+
+
+# Read on every change of every task: kept per process until the organization's configuration changes.
+_enabled_rules = StampedCache(_read_enabled_rules)
 
 
 def recipients(task: Task, audience: str, crew: set[int] | None = None) -> list[Person]:

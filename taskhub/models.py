@@ -3,6 +3,7 @@
 import hashlib
 import re
 import secrets
+import uuid
 import zoneinfo
 from datetime import timedelta
 
@@ -56,6 +57,12 @@ class Organization(models.Model):
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="organizations", blank=True
+    )
+    config_stamp = models.UUIDField(
+        default=uuid.uuid4,
+        editable=False,
+        help_text="Replaced whenever the webhook endpoints or notification rules change: the key of "
+        "the copies each process keeps of them (taskhub.configcache).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 from notifications import services as notifications
+from taskhub.configcache import StampedCache
 from webhooks.services import emit, enabled_endpoints
 
 from .models import Rating, Task, TaskStatus
@@ -43,12 +44,16 @@ class Batch:
         return self._data
 
 
-def endpoints_for(task: Task):
-    """The organization's enabled endpoints, read once per task instance: a request that changes a
-    task and then reports on it (Travtus's request.completed) reads them once."""
+# Read by every change of every task: kept per process until the organization's configuration changes.
+_endpoints = StampedCache(lambda organization: tuple(enabled_endpoints(organization)))
+
+
+def endpoints_for(task: Task) -> tuple:
+    """The organization's enabled endpoints (shared: not to be modified), once per task instance: a
+    request that changes a task and then reports on it (Travtus's request.completed) asks twice."""
     endpoints = task.__dict__.get("_enabled_endpoints")
     if endpoints is None:
-        endpoints = task.__dict__["_enabled_endpoints"] = enabled_endpoints(task.organization)
+        endpoints = task.__dict__["_enabled_endpoints"] = _endpoints.get(task.organization)
     return endpoints
 
 

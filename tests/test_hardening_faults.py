@@ -167,6 +167,22 @@ def test_with_redis_unreachable_no_request_is_a_server_error(api, other_api, org
     assert all(response.status_code < 500 for response in responses), [r.status_code for r in responses]
 
 
+def test_with_redis_unreachable_a_gone_endpoint_is_still_disabled_by_its_delivery(
+    org, endpoint, receiver, broker, redis_down
+):
+    """The alert email cannot be queued; the 410 is still recorded and the endpoint disabled."""
+    from webhooks.delivery import attempt_batch, claim_for_endpoint
+    from webhooks.services import emit
+
+    emit(organization=org, type="task.created", data={"identifier": "t1", "version": 1})
+    receiver.reply(410)
+    attempt_batch(claim_for_endpoint(endpoint.pk))  # the alert's enqueue fails after the commit
+
+    endpoint.refresh_from_db()
+    assert (endpoint.enabled, endpoint.disabled_reason) == (False, "The endpoint answered 410 Gone.")
+    assert Delivery.objects.get(endpoint=endpoint).status == Delivery.Status.DEAD
+
+
 # --- a web process killed between commit and enqueue ------------------------------------------
 
 

@@ -1,13 +1,14 @@
 """Webhook services: emit events into the outbox, manage endpoints, resend and recover messages."""
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from taskhub.configcache import config_changed
 from taskhub.errors import Conflict, ValidationFailed
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
@@ -36,7 +37,7 @@ def emit(
     data: dict[str, Any] | Callable[[], dict[str, Any]],
     task=None,
     request_id: str | None = None,
-    endpoints: list[Endpoint] | None = None,
+    endpoints: Sequence[Endpoint] | None = None,
 ) -> Event | None:
     """Write an event and one delivery per subscribed endpoint, in the caller's transaction.
 
@@ -125,6 +126,8 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
     updated = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_at=timezone.now(), disabled_reason=reason[:255], updated_at=timezone.now()
     )
+    if updated:
+        config_changed(endpoint.organization_id)
     endpoint.refresh_from_db()
     if updated:
         data = {
@@ -137,7 +140,8 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
         emit(organization=endpoint.organization, type=ENDPOINT_DISABLED, data=data)
         from .tasks import notify_endpoint_disabled  # tasks import this module
 
-        transaction.on_commit(lambda: notify_endpoint_disabled.delay(endpoint.pk))
+        # robust: a broker outage costs the email (logged), never the caller that disabled the endpoint.
+        transaction.on_commit(lambda: notify_endpoint_disabled.delay(endpoint.pk), robust=True)
 
 
 @transaction.atomic
