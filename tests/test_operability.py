@@ -237,6 +237,7 @@ def test_an_insane_incoming_request_id_is_replaced(client):
     [
         ("webhooks.tasks.deliver_webhook", "webhooks"),
         ("webhooks.tasks.deliver_endpoint", "webhooks"),
+        ("webhooks.tasks.deliver_endpoints", "webhooks"),
         ("webhooks.tasks.sweep_webhook_deliveries", "webhooks"),
         ("notifications.tasks.send_notification", "notifications"),
         ("notifications.tasks.send_notifications", "notifications"),

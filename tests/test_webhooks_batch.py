@@ -4,13 +4,14 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from tests.celery_broker import own_broker, queued
 from webhooks import services
 from webhooks.delivery import attempt_batch, claim_for_endpoint, deliver_due
 from webhooks.models import Attempt, Delivery
-from webhooks.tasks import deliver_endpoint
+from webhooks.tasks import deliver_endpoint, deliver_endpoints
 
 pytest_plugins = ["tests.webhook_fixtures"]
 
@@ -33,19 +34,42 @@ def broker():
 
 @pytest.mark.django_db
 @pytest.mark.requires_redis
-def test_one_change_that_sends_several_events_enqueues_each_endpoint_once(
+def test_one_change_that_sends_several_events_to_several_endpoints_enqueues_one_task(
     org, make_endpoint, broker, django_capture_on_commit_callbacks
 ):
     first, second = make_endpoint(), make_endpoint()
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         queue(org, 3, ("task.updated", "task.rescheduled", "task.assigned"))
     assert Delivery.objects.count() == 6
-    tasks = queued(broker, "webhooks")
-    assert len(tasks) == 2
-    assert set(tasks) == {
-        ("webhooks.tasks.deliver_endpoint", (first.pk,)),
-        ("webhooks.tasks.deliver_endpoint", (second.pk,)),
-    }
+    assert queued(broker, "webhooks") == [("webhooks.tasks.deliver_endpoints", ([first.pk, second.pk],))]
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
+def test_a_change_for_one_endpoint_enqueues_its_drain(org, endpoint, broker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        queue(org, 2)
+    assert queued(broker, "webhooks") == [("webhooks.tasks.deliver_endpoint", (endpoint.pk,))]
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
+def test_the_task_of_several_endpoints_sends_a_batch_to_each_and_hands_on_a_backlog(
+    org, make_endpoint, receiver, broker, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 3
+    quiet = make_endpoint(event_types=["task.updated"])
+    busy = make_endpoint(event_types=["task.created"])
+    with django_capture_on_commit_callbacks():
+        queue(org, 6, ("task.created", "task.created", "task.updated"))  # busy: 4, quiet: 2
+    deliver_endpoints([quiet.pk, busy.pk])
+    assert len(receiver.wait_for(5)) == 5  # quiet's two and busy's allowance of three
+    statuses = dict(Delivery.objects.values_list("endpoint").annotate(n=Count("id")).filter(status="succeeded"))
+    assert statuses == {quiet.pk: 2, busy.pk: 3}
+    assert queued(broker, "webhooks") == [("webhooks.tasks.deliver_endpoint", (busy.pk,))]
+    deliver_endpoint(busy.pk)
+    assert len(receiver.wait_for(6)) == 6
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
 
 
 @pytest.mark.django_db

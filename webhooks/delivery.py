@@ -18,7 +18,7 @@ from django.utils import timezone
 from . import http
 from .models import RESPONSE_BODY_LIMIT, Attempt, Delivery, Endpoint, Event
 from .schedule import retry_delay
-from .services import endpoint_disable, enqueue_endpoints
+from .services import endpoint_disable, enqueue_drains
 from .signing import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def hand_on_backlogs(endpoint_ids: Iterable[int]) -> None:
         .distinct()
     )
     if backlog:
-        enqueue_endpoints(backlog)
+        enqueue_drains(backlog)
 
 
 def _attempt_in_thread(batch: list[Delivery]) -> None:
@@ -234,6 +234,33 @@ def drain_endpoint(endpoint_id: int, limit: int) -> int:
         attempt_batch(batch)
         sent += len(batch)
     return sent
+
+
+def deliver_round(endpoint_ids: Iterable[int]) -> int:
+    """One batch for each endpoint, all sent together on the send pool, each recorded on its own.
+
+    An endpoint whose batch filled its free slots may have more due: it gets a drain task of its
+    own rather than holding up the others here. Returns how many were sent.
+    """
+    claims = [_claim_for_endpoint(endpoint_id) for endpoint_id in endpoint_ids]
+    batches = [batch for batch, _ in claims if batch]
+    live = [batch for batch in batches if batch[0].endpoint.enabled]
+    for batch in batches:
+        if not batch[0].endpoint.enabled:
+            _bury(batch, "Not sent: the endpoint is disabled.")
+    deliveries = [delivery for batch in live for delivery in batch]
+    if len(deliveries) == 1 or settings.WEBHOOK_SEND_THREADS <= 1:
+        sent = [_send(delivery) for delivery in deliveries]
+    else:
+        sent = list(send_pool().map(_send, deliveries))
+    done = 0
+    for batch in live:
+        _finish(batch, sent[done : done + len(batch)])
+        done += len(batch)
+    more = [batch[0].endpoint_id for batch, filled in claims if batch and filled]
+    if more:
+        enqueue_drains(more)
+    return len(deliveries)
 
 
 def _finish(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:

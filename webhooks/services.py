@@ -84,12 +84,27 @@ def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
 
 
 def enqueue_endpoints(endpoint_ids: Iterable[int]) -> None:
+    """What one commit wrote: one task for all its endpoints (a batch each, sent together), or a drain for one."""
+    from .tasks import deliver_endpoint, deliver_endpoints
+
+    endpoint_ids = sorted(endpoint_ids)
+    if len(endpoint_ids) > 1:
+        _enqueue(endpoint_ids, lambda: deliver_endpoints.delay(endpoint_ids))
+    elif endpoint_ids:
+        _enqueue(endpoint_ids, lambda: deliver_endpoint.delay(endpoint_ids[0]))
+
+
+def enqueue_drains(endpoint_ids: Iterable[int]) -> None:
+    """A drain task per endpoint: for backlogs, which each keep their own worker thread busy."""
     from .tasks import deliver_endpoint
 
     endpoint_ids = sorted(endpoint_ids)
+    _enqueue(endpoint_ids, lambda: [deliver_endpoint.delay(endpoint_id) for endpoint_id in endpoint_ids])
+
+
+def _enqueue(endpoint_ids: list[int], publish: Callable[[], Any]) -> None:
     try:
-        for endpoint_id in endpoint_ids:
-            deliver_endpoint.delay(endpoint_id)
+        publish()
     except Exception:
         # The rows are committed: the sweeper delivers them when the broker is back.
         logger.warning(

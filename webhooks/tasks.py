@@ -20,6 +20,16 @@ def deliver_endpoint(endpoint_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_endpoints(endpoint_ids: list[int]) -> None:
+    """One commit's deliveries to several endpoints: a batch for each, sent together.
+
+    An endpoint with more due than one batch gets a deliver_endpoint task of its own, so a slow
+    or busy endpoint never holds up the others.
+    """
+    domain.deliver_round(endpoint_ids)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
     """Attempt one delivery if it is still due and no other worker holds it, then drain its endpoint."""
     claimed = domain.claim(delivery_id)
