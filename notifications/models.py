@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from taskhub.configcache import ConfigQuerySet
 from taskhub.models import Organization
 from tasks.models import StatusType
 
@@ -40,6 +41,10 @@ def event_choices() -> list[tuple[str, str]]:
 EVENTS = frozenset(value for value, _label in event_choices())
 
 
+class TemplateRuleQuerySet(ConfigQuerySet):
+    organization_field = "template_set__organization_id"
+
+
 class TemplateSet(models.Model):
     """A named set of rules (Arrivy's template); `Task.template` picks one by key."""
 
@@ -50,6 +55,8 @@ class TemplateSet(models.Model):
     name = models.CharField(max_length=200)
     is_default = models.BooleanField(default=False, help_text="Used for tasks with no template or an unknown one.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["organization", "name"]
@@ -75,6 +82,8 @@ class TemplateRule(models.Model):
     body = models.TextField(help_text="Django template syntax; see the context in docs/notifications.md.")
     enabled = models.BooleanField(default=True)
     urgent = models.BooleanField(default=False, help_text="Sent during quiet hours too (e.g. crew on the way).")
+
+    objects = TemplateRuleQuerySet.as_manager()
 
     class Meta:
         ordering = ["template_set_id", "event", "audience", "channel"]

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Case, Q, Subquery, When
 from django.utils import timezone
 
-from taskhub.configcache import StampedCache, config_changed
+from taskhub.configcache import StampedCache
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
 from tasks.models import Person, Task
@@ -41,11 +41,7 @@ def settings_for(organization: Organization) -> NotificationSettings:
 def default_set_for(organization: Organization) -> TemplateSet:
     """The organization's default template set, created with the default rules on first use."""
     found = TemplateSet.objects.filter(organization=organization, is_default=True).first()
-    if found:
-        return found
-    created = create_default_set(organization.pk, TemplateSet, TemplateRule)
-    config_changed(organization.pk, organization)  # the rules are written in bulk, without their signals
-    return created
+    return found or create_default_set(organization.pk, TemplateSet, TemplateRule)
 
 
 def template_set_for(task: Task) -> TemplateSet:

@@ -1,11 +1,12 @@
 """Per-process copies of the configuration every change reads: webhook endpoints, notification rules.
 
 Each copy is keyed by the organization's `config_stamp`, which is replaced in the same
-transaction as any change to that configuration (`config_changed`, called by the models'
-signals and by the services that write with `QuerySet.update`). Every request has just read
-the organization's row (with its token, or with the task), so a copy is never older than the
-row the request works with, and a change is seen by every process at its next request. What
-is cached is shared between threads and requests: callers must not modify it.
+transaction as any change to that configuration: saves and deletes through the models'
+signals, bulk writes through ConfigQuerySet (the managers of endpoints, template sets and
+rules). Every request has just read the organization's row (with its token, or with the task),
+so a copy is never older than the row the request works with, and a change is seen by every
+process at its next request. What is cached is shared between threads and requests: callers
+must not modify it.
 """
 
 import threading
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 
 from .models import Organization
 
@@ -81,3 +82,46 @@ def changed_with(instance: Any, organization_field: str = "organization") -> Non
     field = type(instance)._meta.get_field(organization_field)
     organization = getattr(instance, organization_field) if field.is_cached(instance) else None
     config_changed(getattr(instance, field.attname), organization)
+
+
+class ConfigQuerySet(models.QuerySet):
+    """Bulk writes to configuration rows renew their organizations' stamps, as saves and deletes do (signals).
+
+    `organization_field` leads from a row to its organization's id; updates of nothing but
+    `operational_fields` (an endpoint's failure clock) are not configuration changes.
+    """
+
+    organization_field = "organization_id"
+    operational_fields: frozenset[str] = frozenset()
+
+    def update(self, **kwargs: Any) -> int:
+        if set(kwargs) <= self.operational_fields:
+            return super().update(**kwargs)
+        with transaction.atomic(savepoint=False):
+            organization_ids = set(self.order_by().values_list(self.organization_field, flat=True).distinct())
+            updated = super().update(**kwargs)
+            for organization_id in organization_ids:
+                config_changed(organization_id)
+        return updated
+
+    def bulk_create(self, objs, *args: Any, **kwargs: Any) -> list:
+        with transaction.atomic(savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            self._changed(created)
+        return created
+
+    def bulk_update(self, objs, fields, *args: Any, **kwargs: Any) -> int:
+        if set(fields) <= self.operational_fields:
+            return super().bulk_update(objs, fields, *args, **kwargs)
+        with transaction.atomic(savepoint=False):
+            updated = super().bulk_update(objs, fields, *args, **kwargs)
+            self._changed(objs)
+        return updated
+
+    def _changed(self, objs) -> None:
+        pks = [obj.pk for obj in objs if obj.pk is not None]
+        organization_ids = set(
+            self.model._default_manager.filter(pk__in=pks).order_by().values_list(self.organization_field, flat=True)
+        )
+        for organization_id in organization_ids:
+            config_changed(organization_id)

@@ -7,6 +7,7 @@ an organization whose configuration the transaction itself changed.
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from notifications.models import Notification, TemplateRule
 from notifications.services import default_set_for
@@ -83,3 +84,25 @@ def test_an_edited_or_deleted_rule_is_what_the_next_change_uses(api, org):
     rule.delete()
     upsert(api, "three")
     assert not Notification.objects.filter(task__external_id="three", event="created", channel="email").exists()
+
+
+def test_bulk_writes_to_endpoints_and_rules_reach_the_next_change(api, org):
+    endpoint = endpoint_create(organization=org, url="https://hooks.example.com/bulk")
+    upsert(api, "one")
+    Endpoint.objects.filter(organization=org).update(enabled=False)
+    TemplateRule.objects.filter(template_set__organization=org).update(enabled=False)
+    upsert(api, "two")
+    assert deliveries_to(endpoint, "two") == 0
+    assert not Notification.objects.filter(task__external_id="two").exists()
+    Endpoint.objects.filter(organization=org).update(enabled=True)
+    upsert(api, "three")
+    assert deliveries_to(endpoint, "three") == 1
+
+
+def test_the_failure_clock_of_an_endpoint_is_not_a_change_of_configuration(org):
+    endpoint = endpoint_create(organization=org, url="https://hooks.example.com/clock")
+    org.refresh_from_db()
+    stamp = org.config_stamp
+    Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now())
+    org.refresh_from_db()
+    assert org.config_stamp == stamp

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from taskhub.configcache import ConfigQuerySet
 from taskhub.models import Organization
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
@@ -50,6 +51,10 @@ def new_message_id() -> str:
     return "msg_" + "".join(chars)
 
 
+class EndpointQuerySet(ConfigQuerySet):
+    operational_fields = frozenset({"failing_since", "updated_at"})  # the failure clock, kept by deliveries
+
+
 class Endpoint(models.Model):
     """A URL of an organization's that receives signed events."""
 
@@ -68,6 +73,8 @@ class Endpoint(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True, help_text="Start of the current run of failures.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EndpointQuerySet.as_manager()
 
     class Meta:
         ordering = ["organization", "id"]

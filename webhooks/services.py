@@ -8,7 +8,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from taskhub.configcache import config_changed
 from taskhub.errors import Conflict, ValidationFailed
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
@@ -141,8 +140,6 @@ def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
     updated = Endpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_at=timezone.now(), disabled_reason=reason[:255], updated_at=timezone.now()
     )
-    if updated:
-        config_changed(endpoint.organization_id)
     endpoint.refresh_from_db()
     if updated:
         data = {
