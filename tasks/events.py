@@ -4,7 +4,7 @@ from typing import Any
 
 from notifications import services as notifications
 from taskhub.configcache import StampedCache
-from webhooks.services import emit, enabled_endpoints
+from webhooks.services import emit, emit_many, enabled_endpoints
 
 from .models import Rating, Task, TaskStatus
 
@@ -18,30 +18,36 @@ def task_data(task: Task, **extra: Any) -> dict[str, Any]:
     return {**TaskOutSerializer(task).data, **extra}
 
 
-def _emit(
-    task: Task, type_: str, request_id: str | None = None, *, batch: "Batch | None" = None, send: bool = True, **extra
-) -> None:
+def _emit(task: Task, type_: str, request_id: str | None = None, *, send: bool = True, **extra) -> None:
     if not send:  # do_not_send_webhook_notification: no webhook for this change; messages still go
         return
     if request_id:
         extra["request_id"] = request_id
-    base = batch.data if batch else lambda: task_data(task)
-    emit(organization=task.organization, type=type_, data=lambda: {**base(), **extra}, task=task,
-         request_id=request_id, endpoints=batch.endpoints if batch else endpoints_for(task))  # fmt: skip
+    emit(organization=task.organization, type=type_, data=lambda: {**task_data(task), **extra}, task=task,
+         request_id=request_id, endpoints=endpoints_for(task))  # fmt: skip
 
 
 class Batch:
-    """The events of one change: the endpoints are read, and the task serialized, once for all of them."""
+    """The events of one change: the task serialized once for all of them, and all written together."""
 
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.endpoints = endpoints_for(task)
+    def __init__(self, task: Task, request_id: str | None) -> None:
+        self.task, self.request_id = task, request_id
+        self.events: list[tuple[str, Any]] = []
         self._data: dict[str, Any] | None = None
 
     def data(self) -> dict[str, Any]:
         if self._data is None:
             self._data = task_data(self.task)
         return self._data
+
+    def add(self, type_: str, **extra: Any) -> None:
+        if self.request_id:
+            extra["request_id"] = self.request_id
+        self.events.append((type_, lambda: {**self.data(), **extra}))
+
+    def emit(self) -> None:
+        emit_many(organization=self.task.organization, events=self.events, task=self.task, request_id=self.request_id,
+                  endpoints=endpoints_for(self.task))  # fmt: skip
 
 
 # Read by every change of every task: kept per process until the organization's configuration changes.
@@ -76,16 +82,18 @@ def task_changed(
             messages.append(("assigned", crew_added))
         notifications.plan_change(task, messages)
         return
-    batch = Batch(task) if send else None
-    _emit(task, "task.updated", request_id, batch=batch, send=send, changed=sorted(changed))
+    batch = Batch(task, request_id)
+    batch.add("task.updated", changed=sorted(changed))
     if SCHEDULE_FIELDS.intersection(changed):
-        _emit(task, "task.rescheduled", request_id, batch=batch, send=send)
+        batch.add("task.rescheduled")
         messages.append(("rescheduled", None))
     if crew_added:
-        _emit(task, "task.assigned", request_id, batch=batch, send=send, entity_ids_added=sorted(crew_added))
+        batch.add("task.assigned", entity_ids_added=sorted(crew_added))
         messages.append(("assigned", crew_added))
     if crew_removed:
-        _emit(task, "task.unassigned", request_id, batch=batch, send=send, entity_ids_removed=sorted(crew_removed))
+        batch.add("task.unassigned", entity_ids_removed=sorted(crew_removed))
+    if send:  # do_not_send_webhook_notification: no webhook for this change; messages still go
+        batch.emit()
     if messages:
         notifications.plan_change(task, messages)
 

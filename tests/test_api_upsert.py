@@ -314,3 +314,23 @@ def test_a_change_reads_addresses_rules_and_endpoints_without_joining_their_pare
     assert all(len(sql) == 1 for sql in reads.values()), reads
     for sql in (s for found in reads.values() for s in found):
         assert " JOIN " not in sql, sql
+
+
+def test_the_events_of_one_change_are_written_in_one_insert_and_their_deliveries_in_another(api, org):
+    from webhooks.models import Delivery, Endpoint, Event
+
+    first = Endpoint.objects.create(organization=org, url="https://hooks.example.com/a")
+    second = Endpoint.objects.create(organization=org, url="https://hooks.example.com/b", event_types=["task.assigned"])
+    api.put(URL.format("many-events"), FULL, format="json")
+    change = {**FULL, "start_datetime": "2026-12-01T08:00:00", "entities": [{"external_id": "crew-7", "name": "Cy"}]}
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        response = api.put(URL.format("many-events"), change, format="json")
+    assert response.status_code == 200
+    inserts = [q["sql"].split(" (")[0] for q in ctx.captured_queries if q["sql"].startswith('INSERT INTO "webhooks_')]
+    assert inserts == ['INSERT INTO "webhooks_event"', 'INSERT INTO "webhooks_delivery"']
+    written = Event.objects.filter(task__external_id="many-events").exclude(type="task.created")
+    types = ["task.assigned", "task.rescheduled", "task.unassigned", "task.updated"]  # crew-7 in, FULL's crew out
+    assert sorted(written.values_list("type", flat=True)) == types
+    sent = Delivery.objects.filter(event__in=written)
+    assert sent.filter(endpoint=first).count() == 4
+    assert list(sent.filter(endpoint=second).values_list("event__type", flat=True)) == ["task.assigned"]

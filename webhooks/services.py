@@ -45,13 +45,45 @@ def emit(
     (two when the caller passes `endpoints` from enabled_endpoints()).
     `data` may be a callable, so a payload nobody subscribes to is never built.
     """
+    written = emit_many(
+        organization=organization, events=[(type, data)], task=task, request_id=request_id, endpoints=endpoints
+    )
+    return written[0] if written else None
+
+
+def emit_many(
+    *,
+    organization: Organization,
+    events: Sequence[tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]]],
+    task=None,
+    request_id: str | None = None,
+    endpoints: Sequence[Endpoint] | None = None,
+) -> list[Event]:
+    """The events of one change, as emit() writes one: all of them in one INSERT, their deliveries in another."""
     candidates = enabled_endpoints(organization) if endpoints is None else endpoints
-    endpoints = [endpoint for endpoint in candidates if endpoint.subscribes_to(type)]
-    if not endpoints:
-        return None
-    if callable(data):
-        data = data()
-    return _emit_to(endpoints, organization=organization, type=type, data=data, task=task, request_id=request_id)
+    now = timezone.now()
+    written: list[tuple[Event, list[Endpoint]]] = []
+    for type_, data in events:
+        subscribed = [endpoint for endpoint in candidates if endpoint.subscribes_to(type_)]
+        if not subscribed:
+            continue
+        payload = {
+            "type": type_,
+            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "data": data() if callable(data) else data,
+        }
+        event = Event(organization=organization, type=type_, payload=payload, task=task, request_id=request_id or "",
+                      created_at=now)  # fmt: skip
+        written.append((event, subscribed))
+    if not written:
+        return []
+    Event.objects.bulk_create([event for event, _ in written])
+    deliveries = Delivery.objects.bulk_create(
+        [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for event, subscribed in written
+         for endpoint in subscribed]
+    )  # fmt: skip
+    enqueue_on_commit(delivery for delivery in deliveries if delivery.endpoint.rate_limit is None)
+    return [event for event, _ in written]
 
 
 def _emit_to(
