@@ -43,10 +43,6 @@ class StampedCache:
                 self._items.popitem(last=False)
         return value
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
 
 class _Changed:
     """Marks, among a transaction's on-commit callbacks, that it changed an organization's configuration."""
@@ -119,9 +115,11 @@ class ConfigQuerySet(models.QuerySet):
         return updated
 
     def _changed(self, objs) -> None:
-        pks = [obj.pk for obj in objs if obj.pk is not None]
-        organization_ids = set(
-            self.model._default_manager.filter(pk__in=pks).order_by().values_list(self.organization_field, flat=True)
-        )
+        if "__" in self.organization_field:  # through a parent row: ask the database
+            pks = [obj.pk for obj in objs if obj.pk is not None]
+            rows = self.model._default_manager.filter(pk__in=pks).order_by()
+            organization_ids = set(rows.values_list(self.organization_field, flat=True))
+        else:  # on the rows themselves, with or without their primary keys (ignore_conflicts)
+            organization_ids = {getattr(obj, self.organization_field) for obj in objs}
         for organization_id in organization_ids:
             config_changed(organization_id)

@@ -106,3 +106,14 @@ def test_the_failure_clock_of_an_endpoint_is_not_a_change_of_configuration(org):
     Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now())
     org.refresh_from_db()
     assert org.config_stamp == stamp
+
+
+def test_rules_written_in_bulk_renew_the_stamp(org):
+    template_set = default_set_for(org)
+    org.refresh_from_db()
+    stamp = org.config_stamp
+    TemplateRule.objects.bulk_create(
+        [TemplateRule(template_set=template_set, event="status:STARTED", audience="customer", channel="sms", body="x")]
+    )
+    org.refresh_from_db()
+    assert org.config_stamp != stamp

@@ -210,12 +210,16 @@ def attempt_batch(deliveries: list[Delivery]) -> list[Attempt | None]:
     if not endpoint.enabled:
         _bury(deliveries, "Not sent: the endpoint is disabled.")
         return [None] * len(deliveries)
-    if len(deliveries) == 1 or settings.WEBHOOK_SEND_THREADS <= 1:
-        sent = [_send(delivery) for delivery in deliveries]
-    else:
-        sent = list(send_pool().map(_send, deliveries))
+    sent = _send_all(deliveries)
     _finish(deliveries, sent)
     return [attempt for attempt, _ in sent]
+
+
+def _send_all(deliveries: list[Delivery]) -> list[tuple[Attempt, http.Response]]:
+    """One attempt of each, in parallel on the send pool (in this thread when there is one)."""
+    if len(deliveries) == 1 or settings.WEBHOOK_SEND_THREADS <= 1:
+        return [_send(delivery) for delivery in deliveries]
+    return list(send_pool().map(_send, deliveries))
 
 
 def drain_endpoint(endpoint_id: int, limit: int) -> int:
@@ -249,10 +253,7 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
         if not batch[0].endpoint.enabled:
             _bury(batch, "Not sent: the endpoint is disabled.")
     deliveries = [delivery for batch in live for delivery in batch]
-    if len(deliveries) == 1 or settings.WEBHOOK_SEND_THREADS <= 1:
-        sent = [_send(delivery) for delivery in deliveries]
-    else:
-        sent = list(send_pool().map(_send, deliveries))
+    sent = _send_all(deliveries)
     done = 0
     for batch in live:
         _finish(batch, sent[done : done + len(batch)])
