@@ -203,3 +203,11 @@ def test_recover_goes_back_at_most_30_days(api, endpoint):
 def test_deleting_an_endpoint_stops_its_deliveries(api, org, endpoint):
     assert api.delete(f"{ENDPOINTS}{endpoint.pk}/").status_code == 204
     assert services.emit(organization=org, type="task.created", data={}) is None
+
+
+def test_message_ids_made_in_the_same_millisecond_still_sort_in_the_order_they_were_made():
+    from webhooks.models import new_message_id
+
+    ids = [new_message_id() for _ in range(2000)]  # many share a millisecond
+    assert sorted(ids) == ids
+    assert len(set(ids)) == len(ids)

@@ -3,6 +3,7 @@
 import base64
 import os
 import secrets
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -44,9 +45,20 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+_last_message_id = 0
+_message_id_lock = threading.Lock()
+
+
 def new_message_id() -> str:
-    """`msg_` + a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
+    """`msg_` + a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time.
+
+    Monotonic within a process, as the ULID spec allows: an id made in the same millisecond as
+    the last one is that one plus one, so the events of one change keep their order.
+    """
+    global _last_message_id
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10))
+    with _message_id_lock:
+        value = _last_message_id = max(value, _last_message_id + 1)
     chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
     return "msg_" + "".join(chars)
 
