@@ -40,7 +40,8 @@ def resolve_many(
     if not refs:
         return []
     if loaded is None:
-        rows = list(model.objects.filter(refs_filter(refs), organization=organization))
+        rows = model.objects.filter(refs_filter(refs), organization=organization)
+        rows = list(rows.order_by() if len(refs) == 1 else rows)  # one row needs no ORDER BY
     else:
         ids, uuids = _split_refs(refs)
         rows = [row for row in loaded if row.pk in ids or row.identifier in uuids]

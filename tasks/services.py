@@ -249,13 +249,14 @@ def find_for_update(organization: Organization, external_id: str) -> Task | None
     With its customer, rating, crew ids and resource ids: what the change compares and the
     response shows.
     """
-    task = (
+    found = (
         Task.objects.select_for_update(of=("self",))
         .select_related("customer", "rating")
         .annotate(**{f"current_{relation}": _member_ids(relation) for relation in MEMBER_RELATIONS})
         .filter(organization=organization, external_id=external_id, deleted_at__isnull=True)
-        .first()
+        .order_by()[:1]  # unique among live tasks (task_external_id_unique): no ORDER BY to build or run
     )
+    task = next(iter(found), None)
     if task is not None:
         for relation in MEMBER_RELATIONS:
             ids = task.__dict__.pop(f"current_{relation}")

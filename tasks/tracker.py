@@ -55,12 +55,13 @@ def tracker_task(token: str) -> Task | None:
     """The task behind a tracker token, with what the page needs, in one query; None when unknown."""
     if not TOKEN_RE.match(token or ""):
         return None
-    return (
+    found = (
         Task.objects.select_related("organization", "rating")
         .annotate(first_address=first_address())
         .filter(url_safe_id=token)
-        .first()
+        .order_by()[:1]  # the token is unique: no ORDER BY to build or run
     )
+    return next(iter(found), None)
 
 
 def is_expired(task: Task, now: datetime | None = None) -> bool:
