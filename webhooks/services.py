@@ -65,44 +65,39 @@ def emit_many(
     written: list[tuple[Event, list[Endpoint]]] = []
     for type_, data in events:
         subscribed = [endpoint for endpoint in candidates if endpoint.subscribes_to(type_)]
-        if not subscribed:
-            continue
-        payload = {
-            "type": type_,
-            "timestamp": now.isoformat().replace("+00:00", "Z"),
-            "data": data() if callable(data) else data,
-        }
-        event = Event(organization=organization, type=type_, payload=payload, task=task, request_id=request_id or "",
-                      created_at=now)  # fmt: skip
-        written.append((event, subscribed))
-    if not written:
-        return []
-    Event.objects.bulk_create([event for event, _ in written])
-    deliveries = Delivery.objects.bulk_create(
-        [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for event, subscribed in written
-         for endpoint in subscribed]
-    )  # fmt: skip
-    enqueue_on_commit(delivery for delivery in deliveries if delivery.endpoint.rate_limit is None)
+        if subscribed:
+            data = data() if callable(data) else data
+            written.append((_event(organization, type_, data, now, task=task, request_id=request_id), subscribed))
+    _write(written, now)
     return [event for event, _ in written]
 
 
 def _emit_to(
     endpoints: Iterable[Endpoint], *, organization: Organization, type: str, data: dict, task=None, request_id=None
 ) -> Event:
+    """One event to these endpoints, whatever they subscribe to (the endpoint test)."""
     now = timezone.now()
-    event = Event.objects.create(
-        organization=organization,
-        type=type,
-        payload={"type": type, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data},
-        task=task,
-        request_id=request_id or "",
-        created_at=now,
-    )
-    deliveries = Delivery.objects.bulk_create(
-        [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for endpoint in endpoints]
-    )
-    enqueue_on_commit(delivery for delivery in deliveries if delivery.endpoint.rate_limit is None)
+    event = _event(organization, type, data, now, task=task, request_id=request_id)
+    _write([(event, list(endpoints))], now)
     return event
+
+
+def _event(organization: Organization, type_: str, data: dict, now: datetime, *, task=None, request_id=None) -> Event:
+    payload = {"type": type_, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
+    return Event(organization=organization, type=type_, payload=payload, task=task, request_id=request_id or "",
+                 created_at=now)  # fmt: skip
+
+
+def _write(written: list[tuple[Event, list[Endpoint]]], now: datetime) -> None:
+    """The events in one INSERT, their deliveries in another; the first attempts queued for the commit."""
+    if not written:
+        return
+    Event.objects.bulk_create([event for event, _ in written])
+    deliveries = Delivery.objects.bulk_create(
+        [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for event, endpoints in written
+         for endpoint in endpoints]
+    )  # fmt: skip
+    enqueue_on_commit(delivery for delivery in deliveries if delivery.endpoint.rate_limit is None)
 
 
 def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
