@@ -302,6 +302,7 @@ IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("IDEMPOTENCY_WAIT_SECONDS", 10))
 # --- Customer tracker page (docs/tracker.md) -------------------------------------------------
 TRACKER_EXPIRY_DAYS = env_int("TRACKER_EXPIRY_DAYS", 14)  # after COMPLETE or CANCELLED: 410 Gone
 TRACKER_POLL_SECONDS = env_int("TRACKER_POLL_SECONDS", 15)
+TRACKER_CACHE_SECONDS = env_int("TRACKER_CACHE_SECONDS", 60)  # a built page or status document; 0: none
 # Map tiles, loaded by the customer's browser; empty turns the map off. The host joins the page's CSP.
 TRACKER_TILE_URL = os.environ.get("TRACKER_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 TRACKER_TILE_ATTRIBUTION = os.environ.get("TRACKER_TILE_ATTRIBUTION", "© OpenStreetMap contributors")

@@ -4,23 +4,31 @@ Everything here is built from three queries: the task (with its organization, ra
 address), its crew, and its customer-visible journal (with the photos of those entries).
 """
 
+import contextlib
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import FilteredRelation, OuterRef, Q, Subquery
+from django.db.models import FilteredRelation, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 from django.utils import timezone
 from django.utils.formats import date_format, time_format
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+
+from taskhub.models import Organization
+from taskhub.prepared import Prepared
 
 from . import events
 from .attachments import IMAGE_TYPES, signed_url
-from .models import Person, StatusType, Task, TaskAddress, TaskStatus, new_tracker_token
+from .models import Person, Rating, StatusType, Task, TaskAddress, TaskStatus, new_tracker_token
 from .services import lock_task
 
 # What a token can look like; anything else is a 404 without touching the database.
@@ -51,17 +59,61 @@ def first_address() -> Subquery:
     return Subquery(rows.values(data=JSONObject(**{name: name for name in fields}))[:1])
 
 
+def in_model_order(model: type[Model], names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` in the order of the model's columns, as `Model.from_db` takes a subset of them."""
+    ordered = tuple(field.attname for field in model._meta.concrete_fields if field.attname in names)
+    if len(ordered) != len(names):
+        raise ValueError(f"{model.__name__} has no column {sorted(set(names) - set(ordered))}")
+    return ordered
+
+
+# What the page and its JSON read of the task, its organization and its rating: nothing else.
+TASK_FIELDS = in_model_order(Task, ("id", "organization_id", "url_safe_id", "title", "version", "status",
+    "status_changed_at", "deleted_at", "unscheduled", "start_datetime", "end_datetime",
+    "enable_time_window_display", "time_window_start", "eta"))  # fmt: skip
+ORGANIZATION_FIELDS = in_model_order(Organization, ("id", "name", "timezone", "logo", "brand_color",
+                                                    "tracker_frame_ancestors"))  # fmt: skip
+RATING_FIELDS = in_model_order(Rating, ("id", "organization_id", "task_id", "score", "text", "created_at"))
+
+
+def tracker_rows(token: str) -> QuerySet:
+    """The tracker's one read: plain values rather than select_related, and built into SQL once
+    (TRACKER_ROW), since most views end at a remembered page and this is the one query they make."""
+    columns = (
+        *TASK_FIELDS,
+        *(f"organization__{name}" for name in ORGANIZATION_FIELDS),
+        *(f"rating__{name}" for name in RATING_FIELDS),
+    )
+    # The token is unique: no ORDER BY to build or run.
+    return Task.objects.filter(url_safe_id=token).order_by().values(*columns, first_address=first_address())[:1]
+
+
+TRACKER_ROW = Prepared(tracker_rows, marker="\x00token\x00")
+
+
 def tracker_task(token: str) -> Task | None:
-    """The task behind a tracker token, with what the page needs, in one query; None when unknown."""
+    """The task behind a tracker token, with what the page needs, in one query; None when unknown.
+
+    Fields the page does not read are deferred: reading one would cost a query of its own.
+    """
     if not TOKEN_RE.match(token or ""):
         return None
-    found = (
-        Task.objects.select_related("organization", "rating")
-        .annotate(first_address=first_address())
-        .filter(url_safe_id=token)
-        .order_by()[:1]  # the token is unique: no ORDER BY to build or run
+    row = TRACKER_ROW.first(token)
+    if row is None:
+        return None
+    db = TRACKER_ROW.db
+    task = Task.from_db(db, TASK_FIELDS, [row[name] for name in TASK_FIELDS])
+    organization = Organization.from_db(
+        db, ORGANIZATION_FIELDS, [row[f"organization__{name}"] for name in ORGANIZATION_FIELDS]
     )
-    return next(iter(found), None)
+    Task.organization.field.set_cached_value(task, organization)
+    rating = None
+    if row["rating__id"] is not None:
+        rating = Rating.from_db(db, RATING_FIELDS, [row[f"rating__{name}"] for name in RATING_FIELDS])
+        Rating.task.field.set_cached_value(rating, task)
+    Task.rating.related.set_cached_value(task, rating)  # None: reading task.rating raises, as select_related
+    task.first_address = row["first_address"]
+    return task
 
 
 def is_expired(task: Task, now: datetime | None = None) -> bool:
@@ -263,6 +315,50 @@ def status_document(task: Task, since: int = 0) -> dict[str, Any]:
         "can_rate": can_rate(task),
         "rating": rating_data(task),
     }
+
+
+# --- Remembering what was built ----------------------------------------------------------------
+
+
+def view_key(task: Task, kind: str, *parts: object) -> str:
+    """Names one rendering of the task: it changes whenever anything the customer sees may have changed.
+
+    The task's version covers the task, its journal and its crew; the rating and language are as in
+    the ETag; a digest covers the link itself (random, so a task made after a database restore never
+    meets an older task's entry) and what the page shows of the organization.
+    """
+    org = task.organization
+    shown = "\x1f".join((task.url_safe_id, org.name, org.logo.name or "", org.brand_color, org.timezone))
+    digest = hashlib.blake2b(shown.encode(), digest_size=8).hexdigest()
+    rated = int(rating_of(task) is not None)
+    tail = "".join(f":{part}" for part in parts)
+    return f"tracker:{kind}:{task.pk}:v{task.version}:r{rated}:{get_language()}:{digest}{tail}"
+
+
+def remembered[T](key: str, build: Callable[[], T]) -> T:
+    """`build()`, kept in the cache for TRACKER_CACHE_SECONDS under `key`.
+
+    Customers reopen the link and many customers watch tasks that have not changed since; every
+    view still reads the task itself (deleted, expired, version). The time limit bounds what the
+    version does not cover: a crew member's name or photo, and the life of signed file links.
+    A cache that cannot be reached costs speed, never the page.
+    """
+    seconds = settings.TRACKER_CACHE_SECONDS
+    if seconds <= 0:
+        return build()
+    try:
+        found = cache.get(key)
+    except (redis.RedisError, OSError):
+        return build()
+    if found is None:
+        found = build()
+        with contextlib.suppress(redis.RedisError, OSError):
+            cache.set(key, found, seconds)
+    return found
+
+
+def cached_status_document(task: Task, since: int = 0) -> dict[str, Any]:
+    return remembered(view_key(task, "status", since), lambda: status_document(task, since))
 
 
 # --- Dispatcher action -------------------------------------------------------------------------

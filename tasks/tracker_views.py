@@ -9,7 +9,9 @@ import math
 from django.conf import settings
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.translation import get_language
@@ -27,6 +29,8 @@ from .tracker_security import origin_of, post_limit_wait, protect, theme_css
 PAGE_MAX_AGE = 10
 STATUS_MAX_AGE = 5
 SENT = {"message": "message", "rating": "rating"}
+# Stands for the CSRF token in a remembered page; each response carries its own request's token.
+CSRF_MARK = "\x00csrf-token\x00"
 
 
 def not_found(request: HttpRequest) -> HttpResponse:
@@ -53,6 +57,9 @@ def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
     if task is None:
         return not_found(request) if code == 404 else gone(request)
     forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
+    if request.method != "POST" and SENT.get(request.GET.get("sent", "")) is None:
+        response = HttpResponse(plain_page(request, task, forms))
+        return protect(response, task.organization, max_age=PAGE_MAX_AGE, has_forms=True)
     status = 200
     if request.method == "POST":
         outcome = handle_post(request, task)
@@ -62,6 +69,16 @@ def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
         forms[form.form_name] = form
     response = render(request, "tracker/page.html", page_context(request, task, forms), status=status)
     return protect(response, task.organization, max_age=PAGE_MAX_AGE if status == 200 else 0, has_forms=True)
+
+
+def plain_page(request: HttpRequest, task: Task, forms: dict[str, Form]) -> str:
+    """The page as most views see it (no flash, no form errors), built once per version of the task."""
+
+    def build() -> str:
+        context = {**page_context(request, task, forms), "csrf_token": CSRF_MARK}
+        return render_to_string("tracker/page.html", context, request)
+
+    return tracker.remembered(tracker.view_key(task, "page"), build).replace(CSRF_MARK, get_token(request))
 
 
 def handle_post(request: HttpRequest, task: Task) -> HttpResponse | tuple[Form, int]:
@@ -131,7 +148,7 @@ def tracker_status(request: HttpRequest, token: str) -> HttpResponse:
     if response is None:
         since = request.GET.get("since", "")
         since_id = int(since) if since.isdigit() and len(since) <= 18 else 0  # stays within a bigint
-        response = JsonResponse(tracker.status_document(task, since_id))
+        response = JsonResponse(tracker.cached_status_document(task, since_id))
     response["ETag"] = tag
     patch_vary_headers(response, ["Accept-Language"])
     return protect(response, task.organization, max_age=STATUS_MAX_AGE)

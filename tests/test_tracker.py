@@ -377,6 +377,79 @@ def test_the_theme_stylesheet_is_served_and_cacheable():
     assert Client().get("/t/theme/zzzzzz.css").status_code == 404
 
 
+# --- Remembered pages and documents -------------------------------------------------------------
+
+
+def test_a_second_view_reads_only_the_task_and_shows_the_same_page_and_document(org, django_assert_num_queries):
+    task = busy_task(org, 2, 3)
+    first_page, first_json = page(task), status_json(task).json()
+    with django_assert_num_queries(1):
+        again_page = page(task)
+    with django_assert_num_queries(1):
+        again_json = status_json(task).json()
+    without_token = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+    assert without_token.sub("", again_page.content.decode()) == without_token.sub("", first_page.content.decode())
+    assert again_json == first_json
+    assert again_page["Cache-Control"] == first_page["Cache-Control"] == "private, max-age=10"
+    assert "Content-Security-Policy" in again_page.headers
+
+
+def test_a_remembered_page_carries_each_visitors_own_csrf_token_and_their_posts_go_through(org):
+    task = make_task(org)
+    page(task)  # remembered from here on
+    (alice, alice_token), (bob, bob_token) = csrf_client(task), csrf_client(task)
+    assert "\x00" not in alice_token
+    for client, token, words in ((alice, alice_token, "From Alice"), (bob, bob_token, "From Bob")):
+        response = client.post(f"/t/{task.url_safe_id}", {"csrfmiddlewaretoken": token, "form": "message",
+                                                          "message": words})  # fmt: skip
+        assert response.status_code == 303
+    notes = set(task.statuses.filter(kind=TaskStatus.Kind.CUSTOMER_MESSAGE).values_list("notes", flat=True))
+    assert notes == {"From Alice", "From Bob"}
+
+
+def test_a_change_the_customer_can_see_shows_at_once(org):
+    task = make_task(org)
+    assert current_step(page(task)) == "Scheduled"
+    assert status_json(task).json()["label"] == "Scheduled"
+    task_report_status(task=task, type="ENROUTE")
+    assert current_step(page(task)) == "On the way"
+    assert status_json(task).json()["label"] == "On the way"
+    task_assign(task=task, crew=[crew_member(org, "Robin")])
+    assert "Robin" in text_of(page(task))
+    assert [person["first_name"] for person in status_json(task).json()["crew"]] == ["Robin"]
+    org.name = "Acme Renamed"
+    org.save()
+    assert "Acme Renamed" in text_of(page(task))
+
+
+def test_a_flash_after_posting_is_never_remembered_for_the_next_visitor(org):
+    task = make_task(org)
+    assert "Thank you. Your message has been sent." in text_of(page(task, data={"sent": "message"}))
+    assert "Thank you. Your message has been sent." not in text_of(page(task))
+
+
+def test_with_the_cache_off_every_view_builds_the_page(org, settings, django_assert_num_queries):
+    settings.TRACKER_CACHE_SECONDS = 0
+    task = make_task(org)
+    page(task)
+    status_json(task)
+    with django_assert_num_queries(3):
+        page(task)
+    with django_assert_num_queries(3):
+        status_json(task)
+
+
+def test_an_unreachable_cache_costs_speed_not_the_page(org, settings, django_assert_num_queries):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # fmt: skip
+    task = make_task(org)
+    with django_assert_num_queries(3):
+        response = page(task)
+    assert response.status_code == 200
+    assert current_step(response) == "Scheduled"
+    assert status_json(task).json()["label"] == "Scheduled"
+
+
 # --- Customer actions ---------------------------------------------------------------------------
 
 
