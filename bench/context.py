@@ -18,6 +18,10 @@ ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password-1"
 FANOUT_ENDPOINTS = 3
 
 
+FRESH_TOKENS = 40_000  # first-view rows: 2 wrk threads x FRESH_BLOCK each run, runs at most 5 without reuse
+FRESH_BLOCK = 4_000
+
+
 @dataclass
 class Context:
     config: Config
@@ -28,6 +32,7 @@ class Context:
     crew: list[int] = field(default_factory=list)
     tokens_file: Path = ROOT / "var" / "bench" / "tracker-tokens.txt"
     tracker_tokens: list[str] = field(default_factory=list)
+    fresh_tokens_file: Path = ROOT / "var" / "bench" / "tracker-fresh-tokens.txt"
     processes: dict[str, Process] = field(default_factory=dict)
     has_tracker: bool = False
 
@@ -61,6 +66,9 @@ def build(config: Config, env: dict[str, str]) -> Context:
     context.tracker_tokens = list(tokens.order_by("pk").values_list("url_safe_id", flat=True)[:2000])
     context.tokens_file.parent.mkdir(parents=True, exist_ok=True)
     context.tokens_file.write_text("\n".join(context.tracker_tokens) + "\n")
+    # Links no row has viewed before, for the first-view rows: enough for every run to see new ones.
+    fresh = tokens.order_by("pk").values_list("url_safe_id", flat=True)[2000 : 2000 + FRESH_TOKENS]
+    context.fresh_tokens_file.write_text("\n".join(fresh) + "\n")
     user = get_user_model().objects.create_superuser(ADMIN_USER, "admin@bench.test", ADMIN_PASSWORD)
     Membership.objects.create(organization=org, user=user, role=Membership.Role.ADMIN)
     try:

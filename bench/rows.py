@@ -6,7 +6,7 @@ import time
 import httpx
 
 from . import servers
-from .context import ADMIN_PASSWORD, ADMIN_USER, Context, set_fanout
+from .context import ADMIN_PASSWORD, ADMIN_USER, FRESH_BLOCK, Context, set_fanout
 from .stats import Row, fmt, fmt_ratio, median, percentile, ratio
 
 CREATE_BODY = {
@@ -41,9 +41,25 @@ def scenarios(context: Context) -> dict[str, tuple[str, str, list[str]]]:
         "bare_get": (web, "tokens.lua", [tokens, "/bench/bare-get/", ""]),
     }
     if context.has_tracker:
+        fresh = str(context.fresh_tokens_file)
+        # Repeat views: the 2,000 links, each viewed once just before the run (TRACKER_WARM).
         found["tracker_page"] = (web, "tokens.lua", [tokens, "/t/", ""])
         found["tracker_json"] = (web, "tokens.lua", [tokens, "/t/", "/status.json"])
+        # First views: every request a link not viewed before (the run's own block of fresh links).
+        found["tracker_page_first"] = (web, "fresh.lua", [fresh, "/t/", "", "0", str(FRESH_BLOCK)])
+        found["tracker_json_first"] = (web, "fresh.lua", [fresh, "/t/", "/status.json", "0", str(FRESH_BLOCK)])
     return found
+
+
+TRACKER_WARM = {"tracker_page": "", "tracker_json": "/status.json"}
+WRK_THREADS = 2
+
+
+def view_each_once(context: Context, suffix: str) -> None:
+    """Open every repeat-view link once, as its customer would have before opening it again."""
+    with httpx.Client(base_url=context.config.base_url, timeout=30) as client:
+        for token in context.tracker_tokens:
+            client.get(f"/t/{token}{suffix}").raise_for_status()
 
 
 def measure_throughput(context: Context) -> dict[str, list[dict]]:
@@ -51,12 +67,20 @@ def measure_throughput(context: Context) -> dict[str, list[dict]]:
     config = context.config
     workers = servers.children(context.processes["gunicorn"].pid)
     results: dict[str, list[dict]] = {}
-    for _ in range(config.runs):
+    for run in range(config.runs):
         for name, (url, script, args) in scenarios(context).items():
             if name == "upsert":
                 args = [args[0], context.prefix(), *args[2:]]
+            if script == "fresh.lua":
+                args = [*args[:3], str(run * WRK_THREADS * FRESH_BLOCK), *args[4:]]
+            if name in TRACKER_WARM:
+                view_each_once(context, TRACKER_WARM[name])
             before = servers.cpu_seconds(workers)
-            result = servers.wrk(url, script, args, seconds=config.seconds, connections=config.connections)
+            result = servers.wrk(
+                url, script, args, seconds=config.seconds, connections=config.connections, threads=WRK_THREADS
+            )
+            if script == "fresh.lua" and result["requests"] > WRK_THREADS * FRESH_BLOCK:
+                raise RuntimeError(f"{name}: {result['requests']} requests ran past the run's fresh links")
             cpu = servers.cpu_seconds(workers) - before
             result["cpu_ms_per_request"] = cpu * 1000 / result["requests"] if result["requests"] else None
             results.setdefault(name, []).append(result)
@@ -108,7 +132,13 @@ def tracker_rows(results: dict[str, list[dict]], context: Context, queries: dict
             )
         ]
     rows = []
-    for name, label in (("tracker_page", "/t/{token} req/s"), ("tracker_json", "/t/{token}/status.json req/s")):
+    views = (
+        ("tracker_page", "/t/{token} req/s, repeat views"),
+        ("tracker_json", "/t/{token}/status.json req/s, repeat views"),
+        ("tracker_page_first", "/t/{token} req/s, first view of each link"),
+        ("tracker_json_first", "/t/{token}/status.json req/s, first view of each link"),
+    )
+    for name, label in views:
         rps = _med(results, name, "rps")
         count = queries.get(name)
         r = ratio(rps, bare)

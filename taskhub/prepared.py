@@ -1,51 +1,62 @@
-"""A one-row lookup compiled once: for hot reads whose SQL is the same every time but for one value.
+"""Queries compiled once: for hot reads whose SQL is the same every time but for a few values.
 
-Compiling a queryset into SQL costs more than running it when the query joins and annotates and
-the row comes from an index. `Prepared` compiles its queryset once per thread (a compiler is bound
-to its thread's connection), binds the new value in place of a marker, and converts the row with
-the compiler's own converters, so the row is what `.values()` would have returned.
+Compiling a queryset into SQL can cost more than running it, when the query joins and annotates
+and its rows come from an index. `Prepared` compiles its queryset once per thread (a compiler is
+bound to its thread's connection), binds new values in place of markers, and converts the rows
+with the compiler's own converters, so each row is what `.values()` would have returned.
 """
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
 
 
 class Prepared:
-    def __init__(self, build, marker: str) -> None:
-        """`build(marker)` returns a `.values()` queryset of at most one row, filtered on `marker`."""
+    def __init__(self, build: Callable[..., QuerySet], *markers: Any) -> None:
+        """`build(*markers)` returns a `.values()` queryset filtered on the markers: values no real
+        query would bind, each appearing once among the compiled parameters, and each within its
+        column's range (Django drops a comparison with a value no column value could fail)."""
         self.build = build
-        self.marker = marker
+        self.markers = markers
         self.local = threading.local()
 
-    def compiled(self):
+    def compiled(self) -> tuple:
         found = getattr(self.local, "compiled", None)
         if found is None:
-            queryset: QuerySet = self.build(self.marker)
+            queryset = self.build(*self.markers)
             query = queryset.query
             compiler = query.get_compiler(queryset.db)
             sql, params = compiler.as_sql()
             params = list(params)
-            if params.count(self.marker) != 1:
-                raise ValueError("the marker must be bound exactly once")
+            slots = []
+            for marker in self.markers:
+                at = [i for i, param in enumerate(params) if param == marker and not isinstance(param, bool)]
+                if len(at) != 1:
+                    raise ValueError(f"marker {marker!r} is bound {len(at)} times, not once")
+                slots.append(at[0])
             names = [*query.extra_select, *query.values_select, *query.annotation_select]
-            found = self.local.compiled = (compiler, sql, params, params.index(self.marker), names)
+            found = self.local.compiled = (compiler, sql, params, slots, names)
         return found
 
     @property
     def db(self) -> str:
         return self.compiled()[0].using
 
-    def first(self, value: Any) -> dict[str, Any] | None:
-        """The row for `value`, as `.values()` would give it; None when there is none."""
-        compiler, sql, params, at, names = self.compiled()
+    def rows(self, *values: Any) -> list[dict[str, Any]]:
+        """The rows for `values` (in the order of the markers), as `.values()` would give them."""
+        compiler, sql, params, slots, names = self.compiled()
         bound = [*params]
-        bound[at] = value
+        for at, value in zip(slots, values, strict=True):
+            bound[at] = type(params[at])(value)  # as the backend wrapped the marker (psycopg: Int8)
         with compiler.connection.cursor() as cursor:
             cursor.execute(sql, bound)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        (converted,) = compiler.results_iter(results=[[row]])
-        return dict(zip(names, converted, strict=True))
+            found = cursor.fetchall()
+        if not found:
+            return []
+        return [dict(zip(names, row, strict=True)) for row in compiler.results_iter(results=[found])]
+
+    def first(self, *values: Any) -> dict[str, Any] | None:
+        found = self.rows(*values)
+        return found[0] if found else None

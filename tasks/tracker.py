@@ -88,7 +88,7 @@ def tracker_rows(token: str) -> QuerySet:
     return Task.objects.filter(url_safe_id=token).order_by().values(*columns, first_address=first_address())[:1]
 
 
-TRACKER_ROW = Prepared(tracker_rows, marker="\x00token\x00")
+TRACKER_ROW = Prepared(tracker_rows, "\x00token\x00")
 
 
 def tracker_task(token: str) -> Task | None:
@@ -221,30 +221,49 @@ def address(task: Task) -> dict[str, Any] | None:
     return {"lines": lines, "point": point} if lines or point else None
 
 
+# Markers the compiled crew and journal queries bind in place of a task id and a journal id.
+TASK_MARK, SINCE_MARK = -(2**62) + 1, -(2**62) + 2
+
+
+def crew_rows(task_id: int) -> QuerySet:
+    return Person.objects.filter(assigned_tasks=task_id).order_by("first_name", "pk").values("first_name", "photo")
+
+
+CREW_ROWS = Prepared(crew_rows, TASK_MARK)
+PHOTOS = Person._meta.get_field("photo")
+
+
 def crew(task: Task) -> list[dict[str, Any]]:
     """First names and photos only: a customer never sees crew contact details."""
-    people = Person.objects.filter(assigned_tasks=task).only("first_name", "photo").order_by("first_name", "pk")
     return [
-        {"first_name": person.first_name or _("Crew member"), "photo": person.photo.url if person.photo else None}
-        for person in people
-    ]
+        {"first_name": row["first_name"] or _("Crew member"),
+         "photo": PHOTOS.storage.url(row["photo"]) if row["photo"] else None}
+        for row in CREW_ROWS.rows(task.pk)
+    ]  # fmt: skip
 
 
-def journal(task: Task, since: int = 0) -> list[dict[str, Any]]:
-    """Customer-visible entries (the latest JOURNAL_LIMIT, oldest first) with their visible files, one query."""
+def journal_rows(task_id: int, since: int) -> QuerySet:
+    """Customer-visible entries (the latest JOURNAL_LIMIT), one row per visible file."""
     latest = (
-        TaskStatus.objects.filter(task=task, visible_to_customer=True, pk__gt=since)
+        TaskStatus.objects.filter(task=task_id, visible_to_customer=True, pk__gt=since)
         .order_by("-time", "-pk")
         .values("pk")[:JOURNAL_LIMIT]
     )
-    rows = (
+    return (
         TaskStatus.objects.filter(pk__in=latest)
         .annotate(shown=FilteredRelation("attachments", condition=Q(attachments__visible_to_customer=True)))
         .values(*ENTRY_COLUMNS)
         .order_by("time", "pk", "shown__pk")
     )
+
+
+JOURNAL_ROWS = Prepared(journal_rows, TASK_MARK, SINCE_MARK)
+
+
+def journal(task: Task, since: int = 0) -> list[dict[str, Any]]:
+    """Customer-visible entries (the latest JOURNAL_LIMIT, oldest first) with their visible files, one query."""
     entries: dict[int, dict[str, Any]] = {}
-    for row in rows:
+    for row in JOURNAL_ROWS.rows(task.pk, since):
         entry = entries.get(row["pk"]) or entries.setdefault(row["pk"], journal_entry(task, row))
         if row["shown__pk"] and row["shown__file"]:
             entry["files"].append(file_link(row))

@@ -1,6 +1,10 @@
 """The messages one change plans go to the worker as one task, after commit, and not at all on rollback."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+import time_machine
 from django.db import transaction
 
 from notifications.models import Notification
@@ -17,6 +21,13 @@ PAYLOAD = {
     "customer_email": "ada@example.com",
     "customer_mobile_number": "+1 212 555 0142",
 }
+
+
+@pytest.fixture(autouse=True)
+def _daytime():
+    """Noon in the organization's zone: outside its quiet hours, so the SMS is queued, not held."""
+    with time_machine.travel(datetime(2026, 11, 30, 12, 0, tzinfo=ZoneInfo("America/New_York")), tick=True):
+        yield
 
 
 @pytest.fixture

@@ -1,0 +1,50 @@
+"""Queries compiled once (taskhub.prepared): the same rows as the queryset they were compiled from."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import JSONObject
+
+from taskhub.prepared import Prepared
+from tasks.models import Task, TaskAddress
+
+pytestmark = pytest.mark.django_db
+
+MARK_REF, MARK_VERSION = "\x00ref\x00", 2_147_480_007  # in the column's range, as a marker must be
+
+
+def by_ref_and_version(ref: str, version: int):
+    first_line = TaskAddress.objects.filter(task=OuterRef("pk")).order_by("position", "pk")
+    return (
+        Task.objects.filter(external_id=ref, version__gte=version)
+        .order_by("pk")
+        .values("pk", "title", "start_datetime", "unscheduled", "organization__name",
+                address=Subquery(first_line.values(data=JSONObject(line="address_line_1", lat="lat"))[:1]))
+    )  # fmt: skip
+
+
+PREPARED = Prepared(by_ref_and_version, MARK_REF, MARK_VERSION)
+
+
+def test_rows_are_what_values_gives_with_each_call_binding_its_own_values(org):
+    start = datetime(2026, 5, 4, 8, 30, tzinfo=UTC)
+    one = Task.objects.create(organization=org, external_id="r-1", title="One", start_datetime=start)
+    TaskAddress.objects.create(task=one, address_line_1="1 Elm Street", lat=42.5)
+    Task.objects.create(organization=org, external_id="r-2", title="Two", version=3, unscheduled=True)
+    for ref, version in (("r-1", 0), ("r-2", 0), ("r-2", 3), ("r-2", 4), ("missing", 0)):
+        assert PREPARED.rows(ref, version) == list(by_ref_and_version(ref, version))
+    row = PREPARED.first("r-1", 1)
+    assert row["start_datetime"] == start  # converted as the ORM converts: an aware datetime
+    assert row["address"] == {"line": "1 Elm Street", "lat": 42.5}
+    assert row["organization__name"] == "Acme Field Services"
+    assert PREPARED.first("r-2", 4) is None
+
+
+def test_a_marker_the_query_binds_twice_or_never_is_refused(org):
+    twice = Prepared(lambda ref: Task.objects.filter(external_id=ref, title=ref).values("pk"), "\x00same\x00")
+    with pytest.raises(ValueError, match="bound 2 times"):
+        twice.rows("x")
+    never = Prepared(lambda ref: Task.objects.filter(external_id="fixed").values("pk"), "\x00unused\x00")
+    with pytest.raises(ValueError, match="bound 0 times"):
+        never.rows("x")
