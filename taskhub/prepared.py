@@ -3,7 +3,7 @@
 Compiling a queryset into SQL can cost more than running it, when the query joins and annotates
 and its rows come from an index. `Prepared` compiles its queryset once per thread (a compiler is
 bound to its thread's connection), binds new values in place of markers, and converts the rows
-with the compiler's own converters, so each row is what `.values()` would have returned.
+with the converters the compiler chose, so each row is what `.values()` would have returned.
 """
 
 import threading
@@ -37,7 +37,11 @@ class Prepared:
                     raise ValueError(f"marker {marker!r} is bound {len(at)} times, not once")
                 slots.append(at[0])
             names = [*query.extra_select, *query.values_select, *query.annotation_select]
-            found = self.local.compiled = (compiler, sql, params, slots, names)
+            fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
+            if compiler.has_composite_fields(fields):
+                raise ValueError("composite fields are not supported")
+            converters = compiler.get_converters(fields)
+            found = self.local.compiled = (compiler, sql, params, slots, names, converters)
         return found
 
     @property
@@ -46,16 +50,16 @@ class Prepared:
 
     def rows(self, *values: Any) -> list[dict[str, Any]]:
         """The rows for `values` (in the order of the markers), as `.values()` would give them."""
-        compiler, sql, params, slots, names = self.compiled()
+        compiler, sql, params, slots, names, converters = self.compiled()
         bound = [*params]
         for at, value in zip(slots, values, strict=True):
             bound[at] = type(params[at])(value)  # as the backend wrapped the marker (psycopg: Int8)
         with compiler.connection.cursor() as cursor:
             cursor.execute(sql, bound)
             found = cursor.fetchall()
-        if not found:
-            return []
-        return [dict(zip(names, row, strict=True)) for row in compiler.results_iter(results=[found])]
+        if converters:
+            found = compiler.apply_converters(found, converters)
+        return [dict(zip(names, row, strict=True)) for row in found]
 
     def first(self, *values: Any) -> dict[str, Any] | None:
         found = self.rows(*values)

@@ -120,6 +120,12 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+# Each process's own copy of the tracker pages and documents it showed last (docs/tracker.md).
+CACHES["tracker-local"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "tracker",
+    "OPTIONS": {"MAX_ENTRIES": env_int("TRACKER_LOCAL_ENTRIES", 2000)},
+}
 
 # The embedded broker: kombu keeps messages as files under var/broker (no server to install).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"

@@ -5,8 +5,10 @@ address), its crew, and its customer-visible journal (with the photos of those e
 """
 
 import contextlib
+import functools
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,10 +16,11 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import transaction
 from django.db.models import FilteredRelation, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
+from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.formats import date_format, time_format
 from django.utils.translation import get_language, gettext_lazy
@@ -34,6 +37,8 @@ from .services import lock_task
 # What a token can look like; anything else is a 404 without touching the database.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
 JOURNAL_LIMIT = 50
+PAGE_STATIC = ("tracker/tracker.css", "tracker/tracker.js", "tracker/vendor/leaflet/leaflet.css",
+               "tracker/vendor/leaflet/leaflet.js")  # fmt: skip
 ENTRY_COLUMNS = ("pk", "type", "kind", "source", "time", "notes", "shown__pk", "shown__file", "shown__content_type",
                  "shown__filename")  # fmt: skip
 ENDED = frozenset({StatusType.COMPLETE, StatusType.CANCELLED})
@@ -339,41 +344,58 @@ def status_document(task: Task, since: int = 0) -> dict[str, Any]:
 # --- Remembering what was built ----------------------------------------------------------------
 
 
+KEY_FORMAT = 2  # bumped whenever what is remembered changes shape
+
+
+@functools.cache
+def static_files() -> str:
+    return " ".join(static(name) for name in PAGE_STATIC)
+
+
 def view_key(task: Task, kind: str, *parts: object) -> str:
     """Names one rendering of the task: it changes whenever anything the customer sees may have changed.
 
     The task's version covers the task, its journal and its crew; the rating and language are as in
     the ETag; a digest covers the link itself (random, so a task made after a database restore never
-    meets an older task's entry) and what the page shows of the organization.
+    meets an older task's entry), what the page shows of the organization, and the addresses of
+    the page's static files (a deploy that changes them builds new pages).
     """
     org = task.organization
-    shown = "\x1f".join((task.url_safe_id, org.name, org.logo.name or "", org.brand_color, org.timezone))
+    shown = "\x1f".join((task.url_safe_id, org.name, org.logo.name or "", org.brand_color, org.timezone,
+                         static_files()))  # fmt: skip
     digest = hashlib.blake2b(shown.encode(), digest_size=8).hexdigest()
     rated = int(rating_of(task) is not None)
     tail = "".join(f":{part}" for part in parts)
-    return f"tracker:{kind}:{task.pk}:v{task.version}:r{rated}:{get_language()}:{digest}{tail}"
+    return f"tracker:{KEY_FORMAT}:{kind}:{task.pk}:v{task.version}:r{rated}:{get_language()}:{digest}{tail}"
 
 
 def remembered[T](key: str, build: Callable[[], T]) -> T:
-    """`build()`, kept in the cache for TRACKER_CACHE_SECONDS under `key`.
+    """`build()`, kept for TRACKER_CACHE_SECONDS under `key`: in this process, and in the shared cache.
 
     Customers reopen the link and many customers watch tasks that have not changed since; every
     view still reads the task itself (deleted, expired, version). The time limit bounds what the
     version does not cover: a crew member's name or photo, and the life of signed file links.
-    A cache that cannot be reached costs speed, never the page.
+    A copy taken from the shared cache lives here only as long as it has left there. A shared
+    cache that cannot be reached costs speed, never the page.
     """
     seconds = settings.TRACKER_CACHE_SECONDS
     if seconds <= 0:
         return build()
-    try:
-        found = cache.get(key)
-    except (redis.RedisError, OSError):
-        return build()
+    near = caches["tracker-local"]
+    found = near.get(key)
     if found is None:
-        found = build()
-        with contextlib.suppress(redis.RedisError, OSError):
-            cache.set(key, found, seconds)
-    return found
+        try:
+            found = cache.get(key)
+        except (redis.RedisError, OSError):
+            found = None
+        if found is None:
+            found = (time.time() + seconds, build())
+            with contextlib.suppress(redis.RedisError, OSError):
+                cache.set(key, found, seconds)
+        left = found[0] - time.time()
+        if left > 0:
+            near.set(key, found, left)
+    return found[1]
 
 
 def cached_status_document(task: Task, since: int = 0) -> dict[str, Any]:

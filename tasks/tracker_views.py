@@ -56,10 +56,10 @@ def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
     task, code = live_task(token)
     if task is None:
         return not_found(request) if code == 404 else gone(request)
-    forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
     if request.method != "POST" and SENT.get(request.GET.get("sent", "")) is None:
-        response = HttpResponse(plain_page(request, task, forms))
+        response = HttpResponse(plain_page(request, task))
         return protect(response, task.organization, max_age=PAGE_MAX_AGE, has_forms=True)
+    forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
     status = 200
     if request.method == "POST":
         outcome = handle_post(request, task)
@@ -71,10 +71,11 @@ def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
     return protect(response, task.organization, max_age=PAGE_MAX_AGE if status == 200 else 0, has_forms=True)
 
 
-def plain_page(request: HttpRequest, task: Task, forms: dict[str, Form]) -> str:
+def plain_page(request: HttpRequest, task: Task) -> str:
     """The page as most views see it (no flash, no form errors), built once per version of the task."""
 
     def build() -> str:
+        forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
         context = {**page_context(request, task, forms), "csrf_token": CSRF_MARK}
         return render_to_string("tracker/page.html", context, request)
 

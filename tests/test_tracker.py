@@ -4,6 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
@@ -422,6 +423,34 @@ def test_a_change_the_customer_can_see_shows_at_once(org):
     assert "Acme Renamed" in text_of(page(task))
 
 
+def test_a_deploy_that_moves_the_static_files_builds_new_pages(org, settings):
+    from tasks import tracker
+
+    task = make_task(org)
+    assert "/static/tracker/tracker.css" in page(task).content.decode()
+    settings.STATIC_URL = "/static-next/"
+    tracker.static_files.cache_clear()
+    try:
+        assert "/static-next/tracker/tracker.css" in page(task).content.decode()
+    finally:
+        settings.STATIC_URL = "/static/"
+        tracker.static_files.cache_clear()
+
+
+def test_this_process_keeps_its_own_copy_and_no_copy_outlives_the_time_limit(org, settings, django_assert_num_queries):
+    task = make_task(org)
+    with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False) as traveller:
+        first = page(task).content.decode()
+        settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                                          "LOCATION": "redis://127.0.0.1:1/0"}}  # fmt: skip
+        with django_assert_num_queries(1):  # the shared cache is out of reach: this process's copy
+            again = page(task).content.decode()
+        assert again.split("csrfmiddlewaretoken")[0] == first.split("csrfmiddlewaretoken")[0]
+        traveller.shift(settings.TRACKER_CACHE_SECONDS + 1)
+        with django_assert_num_queries(3):  # built again: the copy lived no longer than the limit
+            page(task)
+
+
 def test_a_flash_after_posting_is_never_remembered_for_the_next_visitor(org):
     task = make_task(org)
     assert "Thank you. Your message has been sent." in text_of(page(task, data={"sent": "message"}))
@@ -440,8 +469,8 @@ def test_with_the_cache_off_every_view_builds_the_page(org, settings, django_ass
 
 
 def test_an_unreachable_cache_costs_speed_not_the_page(org, settings, django_assert_num_queries):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # fmt: skip
+    settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                                      "LOCATION": "redis://127.0.0.1:1/0"}}  # fmt: skip
     task = make_task(org)
     with django_assert_num_queries(3):
         response = page(task)
