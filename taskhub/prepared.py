@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.transaction import TransactionManagementError
 
 
 class Prepared:
@@ -51,6 +52,8 @@ class Prepared:
     def rows(self, *values: Any) -> list[dict[str, Any]]:
         """The rows for `values` (in the order of the markers), as `.values()` would give them."""
         compiler, sql, params, slots, names, converters = self.compiled()
+        if compiler.query.select_for_update and compiler.connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         bound = [*params]
         for at, value in zip(slots, values, strict=True):
             bound[at] = type(params[at])(value)  # as the backend wrapped the marker (psycopg: Int8)

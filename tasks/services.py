@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
 from taskhub.models import Organization
+from taskhub.prepared import Prepared
 
 from . import events
 from .attachments import attach_to_status
@@ -243,24 +244,56 @@ def _member_ids(relation: str) -> Subquery:
     return Subquery(rows.annotate(ids=StringAgg(Cast(column, CharField()), Value(","))).values("ids"))
 
 
+def columns(model: type[Model]) -> tuple[str, ...]:
+    return tuple(field.attname for field in model._meta.concrete_fields)
+
+
+TASK_COLUMNS, PERSON_COLUMNS, RATING_COLUMNS = columns(Task), columns(Person), columns(Rating)
+
+
+def locked_rows(organization_id: int, external_id: str):
+    """find_for_update()'s query: the task's columns, its customer's and rating's, its member ids."""
+    return (
+        Task.objects.select_for_update(of=("self",))
+        .filter(organization=organization_id, external_id=external_id, deleted_at__isnull=True)
+        .order_by()  # unique among live tasks (task_external_id_unique): no ORDER BY to build or run
+        .values(
+            *TASK_COLUMNS,
+            *(f"customer__{name}" for name in PERSON_COLUMNS),
+            *(f"rating__{name}" for name in RATING_COLUMNS),
+            **{f"current_{relation}": _member_ids(relation) for relation in MEMBER_RELATIONS},
+        )[:1]
+    )
+
+
+# Compiled once per thread: compiling this query cost more than running it.
+LOCKED_ROW = Prepared(locked_rows, -(2**62) + 3, "\x00external id\x00")
+
+
 def find_for_update(organization: Organization, external_id: str) -> Task | None:
     """The org's live task with this external id, locked, in one query.
 
     With its customer, rating, crew ids and resource ids: what the change compares and the
     response shows.
     """
-    found = (
-        Task.objects.select_for_update(of=("self",))
-        .select_related("customer", "rating")
-        .annotate(**{f"current_{relation}": _member_ids(relation) for relation in MEMBER_RELATIONS})
-        .filter(organization=organization, external_id=external_id, deleted_at__isnull=True)
-        .order_by()[:1]  # unique among live tasks (task_external_id_unique): no ORDER BY to build or run
-    )
-    task = next(iter(found), None)
-    if task is not None:
-        for relation in MEMBER_RELATIONS:
-            ids = task.__dict__.pop(f"current_{relation}")
-            task.__dict__[f"_{relation}_ids"] = {int(pk) for pk in ids.split(",")} if ids else set()
+    row = LOCKED_ROW.first(organization.pk, external_id)
+    if row is None:
+        return None
+    db = LOCKED_ROW.db
+    task = Task.from_db(db, TASK_COLUMNS, [row[name] for name in TASK_COLUMNS])
+    Task.organization.field.set_cached_value(task, organization)
+    customer = None
+    if row["customer__id"] is not None:
+        customer = Person.from_db(db, PERSON_COLUMNS, [row[f"customer__{name}"] for name in PERSON_COLUMNS])
+    Task.customer.field.set_cached_value(task, customer)
+    rating = None
+    if row["rating__id"] is not None:
+        rating = Rating.from_db(db, RATING_COLUMNS, [row[f"rating__{name}"] for name in RATING_COLUMNS])
+        Rating.task.field.set_cached_value(rating, task)
+    Task.rating.related.set_cached_value(task, rating)  # None: reading task.rating raises, as select_related
+    for relation in MEMBER_RELATIONS:
+        ids = row[f"current_{relation}"]
+        task.__dict__[f"_{relation}_ids"] = {int(pk) for pk in ids.split(",")} if ids else set()
     return task
 
 

@@ -48,3 +48,16 @@ def test_a_marker_the_query_binds_twice_or_never_is_refused(org):
     never = Prepared(lambda ref: Task.objects.filter(external_id="fixed").values("pk"), "\x00unused\x00")
     with pytest.raises(ValueError, match="bound 0 times"):
         never.rows("x")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_query_runs_only_inside_a_transaction(org):
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    locked = Prepared(lambda ref: Task.objects.select_for_update().filter(external_id=ref).values("pk"), "\x00ref\x00")
+    task = Task.objects.create(organization=org, external_id="r-1", title="One")
+    with transaction.atomic():
+        assert locked.rows("r-1") == [{"pk": task.pk}]
+    with pytest.raises(TransactionManagementError):
+        locked.rows("r-1")
