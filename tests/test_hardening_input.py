@@ -81,6 +81,12 @@ def test_a_nul_character_is_refused_naming_the_field(api):
     assert_refused(response, 400, "validation_error", before, field="title")
 
 
+def test_a_lone_surrogate_is_refused_naming_the_field(api):
+    before = counts()
+    response = api.put(UPSERT, b'{"title": "a\\ud800b"}', content_type="application/json")
+    assert_refused(response, 400, "validation_error", before, field="title")
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

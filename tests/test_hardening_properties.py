@@ -236,8 +236,9 @@ def resolve_or_refuse(org, spec: dict) -> None:
 partial_upserts = st.fixed_dictionaries(
     {},
     optional={
-        # NUL is refused with a 400 (tests/test_hardening_input.py); the merge concerns accepted values.
-        "title": st.text(st.characters(exclude_characters="\x00"), max_size=20),
+        # NUL and lone surrogates are refused with a 400 (tests/test_hardening_input.py); the merge
+        # concerns accepted values.
+        "title": st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20),
         "details": st.sampled_from(["", "Leaky tap", "Bring a ladder"]),
         "unscheduled": st.booleans(),
         "time_window_start": st.none() | st.integers(min_value=0, max_value=120),
