@@ -120,8 +120,8 @@ def seed(*, slug: str, persons: int, tasks: int, seed_value: int = SEED) -> Seed
             copy_rows(through, ({"task_id": row["id"], "person_id": rng.choice(crew)} for row in batch), now)
         for model in (Task, TaskAddress, TaskStatus, through):
             reset_sequence(model)
-    with connection.cursor() as cursor:
-        for model in (Person, Task, TaskAddress, TaskStatus):
+    with connection.cursor() as cursor:  # as autovacuum would have by now: the planner needs the statistics
+        for model in (Person, Task, TaskAddress, TaskStatus, Task.assignees.through):
             cursor.execute(f"ANALYZE {model._meta.db_table}")
     return Seeded(org.pk, [g.pk for g in groups], crew, customers, first_task, tasks)
 

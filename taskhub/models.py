@@ -13,6 +13,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from taskhub.prepared import Prepared, columns, from_row
+
 TOKEN_PREFIX = "thk_"  # noqa: S105 - a public prefix, not a secret
 CLIENT_SECRET_PREFIX = "ths_"  # noqa: S105
 
@@ -126,9 +128,25 @@ class ApiClient(models.Model):
 
 class AccessTokenQuerySet(models.QuerySet):
     def by_raw(self, raw: str) -> "AccessToken | None":
-        # token_hash is unique: no ORDER BY (first() would add one) on the statement every request runs.
-        found = self.select_related("organization").filter(token_hash=hash_secret(raw)).order_by()[:1]
-        return next(iter(found), None)
+        """The token with this secret and its organization, in one statement every API request runs,
+        compiled once (so it looks in the whole table, whatever this queryset was filtered on)."""
+        row = TOKEN_ROW.first(hash_secret(raw))
+        if row is None:
+            return None
+        token = from_row(AccessToken, row, TOKEN_ROW.db, TOKEN_COLUMNS)
+        AccessToken.organization.field.set_cached_value(
+            token, from_row(Organization, row, TOKEN_ROW.db, ORGANIZATION_COLUMNS, "organization__")
+        )
+        return token
+
+
+def token_rows(token_hash: str) -> models.QuerySet:
+    # token_hash is unique: no ORDER BY (first() would add one).
+    return (
+        AccessToken.objects.filter(token_hash=token_hash)
+        .order_by()
+        .values(*TOKEN_COLUMNS, *(f"organization__{name}" for name in ORGANIZATION_COLUMNS))[:1]
+    )
 
 
 class AccessToken(models.Model):
@@ -173,6 +191,11 @@ class AccessToken(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+TOKEN_COLUMNS = columns(AccessToken)
+ORGANIZATION_COLUMNS = columns(Organization)
+TOKEN_ROW = Prepared(token_rows, "\x00token hash\x00")
 
 
 class IdempotencyRecord(models.Model):

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.transaction import TransactionManagementError
 
 
@@ -67,3 +67,19 @@ class Prepared:
     def first(self, *values: Any) -> dict[str, Any] | None:
         found = self.rows(*values)
         return found[0] if found else None
+
+
+def columns(model: type[Model], names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The model's columns (attnames), or `names` in column order, as `Model.from_db` takes them."""
+    ordered = tuple(f.attname for f in model._meta.concrete_fields if names is None or f.attname in names)
+    if names is not None and len(ordered) != len(names):
+        raise ValueError(f"{model.__name__} has no column {sorted(set(names) - set(ordered))}")
+    return ordered
+
+
+def from_row(model: type[Model], row: dict[str, Any], db: str, names: tuple[str, ...], prefix: str = ""):
+    """The instance a joined `.values()` row holds under `prefix` (None for a missing outer join),
+    with the columns not in `names` deferred, as select_related and only() would give it."""
+    if row[f"{prefix}{model._meta.pk.attname}"] is None:
+        return None
+    return model.from_db(db, names, [row[f"{prefix}{name}"] for name in names])

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from notifications.admin import NotificationInline
+from taskhub.admin_dates import RangeDateHierarchy
 from taskhub.admin_scoping import (
     VIEW,
     OrgScopedAdmin,
@@ -294,7 +295,7 @@ TASK_READONLY = [
 
 
 @admin.register(Task)
-class TaskAdmin(TaskActionsMixin, OrgScopedAdmin):
+class TaskAdmin(RangeDateHierarchy, TaskActionsMixin, OrgScopedAdmin):
     list_display = ["title_or_id", "status_label", "when", "customer", "crew", "group", "importance"]
     list_filter = [
         "status",

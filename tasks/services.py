@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
 from taskhub.models import Organization
-from taskhub.prepared import Prepared
+from taskhub.prepared import Prepared, columns, from_row
 
 from . import events
 from .attachments import attach_to_status
@@ -244,10 +244,6 @@ def _member_ids(relation: str) -> Subquery:
     return Subquery(rows.annotate(ids=StringAgg(Cast(column, CharField()), Value(","))).values("ids"))
 
 
-def columns(model: type[Model]) -> tuple[str, ...]:
-    return tuple(field.attname for field in model._meta.concrete_fields)
-
-
 TASK_COLUMNS, PERSON_COLUMNS, RATING_COLUMNS = columns(Task), columns(Person), columns(Rating)
 
 
@@ -266,6 +262,13 @@ def locked_rows(organization_id: int, external_id: str):
     )
 
 
+def cache_rating(task: Task, rating: Rating | None) -> None:
+    """Set the task's reverse one-to-one as select_related would: None makes `task.rating` raise."""
+    if rating is not None:
+        Rating.task.field.set_cached_value(rating, task)
+    Task.rating.related.set_cached_value(task, rating)
+
+
 # Compiled once per thread: compiling this query cost more than running it.
 LOCKED_ROW = Prepared(locked_rows, -(2**62) + 3, "\x00external id\x00")
 
@@ -280,17 +283,10 @@ def find_for_update(organization: Organization, external_id: str) -> Task | None
     if row is None:
         return None
     db = LOCKED_ROW.db
-    task = Task.from_db(db, TASK_COLUMNS, [row[name] for name in TASK_COLUMNS])
+    task = from_row(Task, row, db, TASK_COLUMNS)
     Task.organization.field.set_cached_value(task, organization)
-    customer = None
-    if row["customer__id"] is not None:
-        customer = Person.from_db(db, PERSON_COLUMNS, [row[f"customer__{name}"] for name in PERSON_COLUMNS])
-    Task.customer.field.set_cached_value(task, customer)
-    rating = None
-    if row["rating__id"] is not None:
-        rating = Rating.from_db(db, RATING_COLUMNS, [row[f"rating__{name}"] for name in RATING_COLUMNS])
-        Rating.task.field.set_cached_value(rating, task)
-    Task.rating.related.set_cached_value(task, rating)  # None: reading task.rating raises, as select_related
+    Task.customer.field.set_cached_value(task, from_row(Person, row, db, PERSON_COLUMNS, "customer__"))
+    cache_rating(task, from_row(Rating, row, db, RATING_COLUMNS, "rating__"))
     for relation in MEMBER_RELATIONS:
         ids = row[f"current_{relation}"]
         task.__dict__[f"_{relation}_ids"] = {int(pk) for pk in ids.split(",")} if ids else set()

@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.db import transaction
-from django.db.models import FilteredRelation, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import FilteredRelation, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 from django.templatetags.static import static
 from django.utils import timezone
@@ -27,12 +27,12 @@ from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
 from taskhub.models import Organization
-from taskhub.prepared import Prepared
+from taskhub.prepared import Prepared, columns, from_row
 
 from . import events
 from .attachments import IMAGE_TYPES, signed_url
 from .models import Person, Rating, StatusType, Task, TaskAddress, TaskStatus, new_tracker_token
-from .services import lock_task
+from .services import cache_rating, lock_task
 
 # What a token can look like; anything else is a 404 without touching the database.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
@@ -64,21 +64,13 @@ def first_address() -> Subquery:
     return Subquery(rows.values(data=JSONObject(**{name: name for name in fields}))[:1])
 
 
-def in_model_order(model: type[Model], names: tuple[str, ...]) -> tuple[str, ...]:
-    """`names` in the order of the model's columns, as `Model.from_db` takes a subset of them."""
-    ordered = tuple(field.attname for field in model._meta.concrete_fields if field.attname in names)
-    if len(ordered) != len(names):
-        raise ValueError(f"{model.__name__} has no column {sorted(set(names) - set(ordered))}")
-    return ordered
-
-
 # What the page and its JSON read of the task, its organization and its rating: nothing else.
-TASK_FIELDS = in_model_order(Task, ("id", "organization_id", "url_safe_id", "title", "version", "status",
+TASK_FIELDS = columns(Task, ("id", "organization_id", "url_safe_id", "title", "version", "status",
     "status_changed_at", "deleted_at", "unscheduled", "start_datetime", "end_datetime",
     "enable_time_window_display", "time_window_start", "eta"))  # fmt: skip
-ORGANIZATION_FIELDS = in_model_order(Organization, ("id", "name", "timezone", "logo", "brand_color",
+ORGANIZATION_FIELDS = columns(Organization, ("id", "name", "timezone", "logo", "brand_color",
                                                     "tracker_frame_ancestors"))  # fmt: skip
-RATING_FIELDS = in_model_order(Rating, ("id", "organization_id", "task_id", "score", "text", "created_at"))
+RATING_FIELDS = columns(Rating, ("id", "organization_id", "task_id", "score", "text", "created_at"))
 
 
 def tracker_rows(token: str) -> QuerySet:
@@ -107,16 +99,11 @@ def tracker_task(token: str) -> Task | None:
     if row is None:
         return None
     db = TRACKER_ROW.db
-    task = Task.from_db(db, TASK_FIELDS, [row[name] for name in TASK_FIELDS])
-    organization = Organization.from_db(
-        db, ORGANIZATION_FIELDS, [row[f"organization__{name}"] for name in ORGANIZATION_FIELDS]
+    task = from_row(Task, row, db, TASK_FIELDS)
+    Task.organization.field.set_cached_value(
+        task, from_row(Organization, row, db, ORGANIZATION_FIELDS, "organization__")
     )
-    Task.organization.field.set_cached_value(task, organization)
-    rating = None
-    if row["rating__id"] is not None:
-        rating = Rating.from_db(db, RATING_FIELDS, [row[f"rating__{name}"] for name in RATING_FIELDS])
-        Rating.task.field.set_cached_value(rating, task)
-    Task.rating.related.set_cached_value(task, rating)  # None: reading task.rating raises, as select_related
+    cache_rating(task, from_row(Rating, row, db, RATING_FIELDS, "rating__"))
     task.first_address = row["first_address"]
     return task
 

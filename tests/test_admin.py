@@ -1,7 +1,8 @@
 """The dispatcher admin: every page renders, the task list stays cheap, tenants stay apart,
 and the task actions go through the services."""
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib import admin
@@ -145,6 +146,33 @@ def test_task_changelist_never_counts_the_whole_table(admin_client, org):
         counts = [sql for sql in changelist_queries(admin_client, url) if "COUNT(" in sql and "tasks_task" in sql]
         assert counts, "expected a capped count"
         assert all("LIMIT" in sql for sql in counts), counts
+
+
+def hierarchy_links(client, url: str) -> tuple[list[str], list[str]]:
+    """(the date hierarchy's choices, the queries the page ran)."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    start = html.index('<nav class="toplinks"')
+    nav = html[start : html.index("</nav>", start)]
+    choices = [re.sub(r"\s+", " ", text).strip() for text in re.findall(r"<a [^>]*>([^<]+)</a>", nav)]
+    return choices, [query["sql"] for query in captured.captured_queries]
+
+
+def test_the_date_hierarchy_lists_the_periods_between_the_first_and_last_task_without_a_scan(admin_client, org):
+    zone = org.tz
+    for when in (datetime(2026, 3, 3, 9, 0), datetime(2026, 5, 10, 23, 30), datetime(2027, 1, 2, 8, 0)):
+        Task.objects.create(organization=org, title="Job", start_datetime=when.replace(tzinfo=zone))
+    with timezone.override(zone):
+        years, queries = hierarchy_links(admin_client, CHANGELIST)
+        months, _ = hierarchy_links(admin_client, CHANGELIST + "?start_datetime__year=2026")
+        days, _ = hierarchy_links(admin_client, CHANGELIST + "?start_datetime__year=2026&start_datetime__month=5")
+    assert years == ["2026", "2027"]
+    assert months[0] == "&lsaquo; All dates"
+    assert months[1:] == ["March 2026", "April 2026", "May 2026"]
+    assert days[1:] == ["May 10"]  # 23:30 in the organization's zone is still the 10th
+    assert not [sql for sql in queries if "DISTINCT" in sql.upper() and "tasks_task" in sql]
 
 
 @pytest.mark.requires_postgres
