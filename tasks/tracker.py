@@ -69,20 +69,20 @@ TASK_FIELDS = columns(Task, ("id", "organization_id", "url_safe_id", "title", "v
     "status_changed_at", "deleted_at", "unscheduled", "start_datetime", "end_datetime",
     "enable_time_window_display", "time_window_start", "eta"))  # fmt: skip
 ORGANIZATION_FIELDS = columns(Organization, ("id", "name", "timezone", "logo", "brand_color",
-                                                    "tracker_frame_ancestors"))  # fmt: skip
+                                             "tracker_frame_ancestors"))  # fmt: skip
 RATING_FIELDS = columns(Rating, ("id", "organization_id", "task_id", "score", "text", "created_at"))
 
 
 def tracker_rows(token: str) -> QuerySet:
     """The tracker's one read: plain values rather than select_related, and built into SQL once
     (TRACKER_ROW), since most views end at a remembered page and this is the one query they make."""
-    columns = (
+    selected = (
         *TASK_FIELDS,
         *(f"organization__{name}" for name in ORGANIZATION_FIELDS),
         *(f"rating__{name}" for name in RATING_FIELDS),
     )
     # The token is unique: no ORDER BY to build or run.
-    return Task.objects.filter(url_safe_id=token).order_by().values(*columns, first_address=first_address())[:1]
+    return Task.objects.filter(url_safe_id=token).order_by().values(*selected, first_address=first_address())[:1]
 
 
 TRACKER_ROW = Prepared(tracker_rows, "\x00token\x00")
