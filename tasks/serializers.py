@@ -1,9 +1,11 @@
 """Shapes of the task API: field validation only; the services decide what happens."""
 
+import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -16,9 +18,34 @@ from .parsing import DateTimeInputError, parse_datetime_in_zone
 
 MAX_NESTED = 100
 
+# Per thread: the input shape class -> its fields, built once and lent to each new instance.
+_lent = threading.local()
+
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not know, naming them: nothing a client sends is dropped silently."""
+    """Refuses keys it does not know, naming them: nothing a client sends is dropped silently.
+
+    DRF deep-copies every declared field, nested shapes included, for each instance: for the
+    upsert body that was most of the cost of validating it. A top-level input shape instead
+    builds its fields once per thread and lends them to each new instance, reparenting them to
+    it (so `context` and `root` are the new instance's). One thread validates one request at a
+    time, and a request's shape is done with before the next of its class is made. A nested
+    shape keeps DRF's behaviour: it is built once, with the fields of the shape that holds it.
+    """
+
+    @cached_property
+    def fields(self):
+        if getattr(self, "parent", None) is not None:
+            return super().fields
+        shapes = _lent.__dict__.setdefault("shapes", {})
+        fields = shapes.get(type(self))
+        if fields is None:
+            fields = shapes[type(self)] = super().fields
+            return fields
+        fields.serializer = self
+        for field in fields.values():
+            field.parent = self  # name, source and label were set by the first bind and stay
+        return fields
 
     def to_internal_value(self, data: Any) -> dict:
         if isinstance(data, dict):
