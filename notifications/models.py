@@ -181,6 +181,8 @@ class Suppression(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = ConfigQuerySet.as_manager()  # planning keeps an organization's few opt-outs per process
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -189,6 +191,10 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.channel})"
+
+
+class NotificationSettingsQuerySet(ConfigQuerySet):
+    operational_fields = frozenset({"last_digest_date"})  # the digest's own bookkeeping
 
 
 class NotificationSettings(models.Model):
@@ -205,6 +211,8 @@ class NotificationSettings(models.Model):
     last_digest_date = models.DateField(
         null=True, blank=True, editable=False, help_text="The day the last digest covered."
     )
+
+    objects = NotificationSettingsQuerySet.as_manager()  # planning keeps the quiet hours per process
 
     class Meta:
         verbose_name = "notification settings"

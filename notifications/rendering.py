@@ -1,9 +1,10 @@
 """Template context and rendering: the small, documented set of names a template can use."""
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, Template, TemplateSyntaxError
 from django.utils import timezone
 from django.utils.html import escape, linebreaks, urlize
 
@@ -42,9 +43,18 @@ def check_template(source: str) -> None:
     render(source, SAMPLE_CONTEXT)
 
 
+@lru_cache(maxsize=1024)
+def compiled(source: str) -> Template:
+    """A template compiled once per process: a change renders the same few rules' texts every time.
+
+    Compiled templates are safe to share between threads, as Django's cached loader shares them.
+    """
+    return ENGINE.from_string(source)
+
+
 def render(source: str, context: dict[str, Any]) -> str:
     try:
-        return ENGINE.from_string(source).render(Context(context, autoescape=False)).strip()
+        return compiled(source).render(Context(context, autoescape=False)).strip()
     except TemplateSyntaxError as exc:
         raise RenderError(str(exc)) from exc
     except Exception as exc:  # a filter given the wrong type, and the like

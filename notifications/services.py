@@ -228,23 +228,54 @@ def write(
 
 def _set_initial_state(organization: Organization, rows: list[Notification], now: datetime) -> None:
     pending = [row for row in rows if row.status == Notification.Status.QUEUED]
-    suppressed = suppressed_addresses(organization, {(row.channel, row.to) for row in pending})
-    settings = None
+    suppressed = suppressed_addresses(organization, {(row.channel, row.to) for row in pending}, remembered=True)
     for row in pending:
         row.created_at, row.next_attempt_at = now, now
         if (row.channel, row.to) in suppressed:
             row.status, row.next_attempt_at = Notification.Status.SUPPRESSED, None
             row.error = "Not sent: the recipient opted out."
         elif row.channel == Channel.SMS and not row.urgent:
-            settings = settings or settings_for(organization)
-            opening = quiet_hours_end(now, organization.tz, settings.quiet_hours_start, settings.quiet_hours_end)
+            opening = quiet_hours_end(now, organization.tz, *_quiet_hours.get(organization))
             if opening is not None:
                 row.status, row.next_attempt_at = Notification.Status.HELD, opening
 
 
-def suppressed_addresses(organization: Organization, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+def _read_quiet_hours(organization: Organization) -> tuple:
+    found = settings_for(organization)
+    return found.quiet_hours_start, found.quiet_hours_end
+
+
+# Read for every change that plans an SMS: kept per process until the organization's configuration changes.
+_quiet_hours = StampedCache(_read_quiet_hours)
+
+# An organization's opt-outs are remembered per process when there are at most this many.
+REMEMBERED_SUPPRESSIONS = 1000
+
+
+def _read_suppressions(organization: Organization) -> frozenset[tuple[str, str]] | None:
+    """All the organization's opt-outs, or None when there are too many to keep in every process."""
+    rows = Suppression.objects.filter(organization=organization).order_by().values_list("channel", "address")
+    found = list(rows[: REMEMBERED_SUPPRESSIONS + 1])
+    return frozenset(found) if len(found) <= REMEMBERED_SUPPRESSIONS else None
+
+
+_suppressions = StampedCache(_read_suppressions)
+
+
+def suppressed_addresses(
+    organization: Organization, pairs: set[tuple[str, str]], *, remembered: bool = False
+) -> set[tuple[str, str]]:
+    """The (channel, address) pairs of `pairs` that opted out.
+
+    `remembered`: from the per-process copy when the organization has few opt-outs (planning
+    does, for every change); sending asks the database, right before it sends.
+    """
     if not pairs:
         return set()
+    if remembered:
+        known = _suppressions.get(organization)
+        if known is not None:
+            return pairs & known
     rows = Suppression.objects.filter(organization=organization, address__in={to for _, to in pairs})
     return {(channel, address) for channel, address in rows.values_list("channel", "address")} & pairs
 

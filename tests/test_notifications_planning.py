@@ -1,6 +1,6 @@
 """Planning: which messages an event writes, what they say, and when they may go."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,8 +11,9 @@ from django.utils import timezone
 from notifications import services
 from notifications.models import Notification, NotificationSettings, Suppression, TemplateRule, TemplateSet
 from notifications.policy import in_quiet_hours, quiet_hours_end, retry_delay
-from notifications.rendering import when_text
+from notifications.rendering import RenderError, compiled, render, when_text
 from notifications.sending import send_due
+from taskhub.models import Organization
 from tasks.models import StatusType, Task, TaskAddress
 from tasks.services import task_assign, task_delete, task_report_status
 
@@ -128,6 +129,16 @@ def test_a_template_that_fails_to_render_is_recorded_as_failed_not_raised(org, t
     assert sms.error.startswith("Template error:")
 
 
+def test_a_template_is_compiled_once_and_a_broken_one_fails_every_time():
+    source = "Hi {{ customer_name }}, see {{ tracker_url }}"
+    assert compiled(source) is compiled(source)
+    assert render(source, {"customer_name": "Ada", "tracker_url": "x"}) == "Hi Ada, see x"
+    assert render(source, {"customer_name": "Bob", "tracker_url": "y"}) == "Hi Bob, see y"
+    for _ in range(2):
+        with pytest.raises(RenderError):
+            render("{% if %}", {})
+
+
 def test_deleting_a_task_withdraws_its_unsent_messages(task, no_quiet_hours):
     services.plan(task=task, event="created")
     task_delete(task=task)
@@ -161,6 +172,50 @@ def test_a_suppressed_address_is_recorded_suppressed_and_never_sent(org, task, n
     send_due()
     sms.refresh_from_db()
     assert sms.status == "suppressed"
+
+
+def fresh(task: Task) -> Task:
+    """The task as the next request reads it: with its organization's current configuration stamp."""
+    return Task.objects.select_related("organization", "customer").get(pk=task.pk)
+
+
+def test_an_opt_out_and_its_lifting_reach_the_next_change_planned(org, task, no_quiet_hours):
+    services.plan(task=task, event="created", occurrence="first")  # remembers that nobody opted out
+    services.suppression_add(organization=org, channel="sms", address=CUSTOMER_MOBILE, reason="STOP")
+    services.plan(task=fresh(task), event="created", occurrence="second")
+    services.suppression_lift(organization=org, channel="sms", address=CUSTOMER_MOBILE)
+    services.plan(task=fresh(task), event="created", occurrence="third")
+    sms = {n.idempotency_key.split(":")[3]: n.status for n in rows(channel="sms")}
+    assert sms == {"first": "queued", "second": "suppressed", "third": "queued"}
+
+
+def test_with_many_opt_outs_planning_asks_the_database(org, task, no_quiet_hours, monkeypatch):
+    monkeypatch.setattr(services, "REMEMBERED_SUPPRESSIONS", 1)
+    Suppression.objects.create(organization=org, channel="sms", address="+15550000001", reason="STOP")
+    Suppression.objects.create(organization=org, channel="sms", address=CUSTOMER_MOBILE, reason="STOP")
+    services.plan(task=fresh(task), event="created")
+    (sms,) = rows(channel="sms")
+    assert sms.status == "suppressed"
+
+
+def test_changed_quiet_hours_reach_the_next_change_planned(org, task, no_quiet_hours):
+    with time_machine.travel(datetime(2026, 11, 30, 22, 30, tzinfo=NEW_YORK), tick=False):
+        services.plan(task=task, event="created", occurrence="first")  # remembers: no quiet hours
+        no_quiet_hours.quiet_hours_start, no_quiet_hours.quiet_hours_end = time(21), time(8)
+        no_quiet_hours.save()
+        services.plan(task=fresh(task), event="created", occurrence="second")
+    sms = {n.idempotency_key.split(":")[3]: n.status for n in rows(channel="sms")}
+    assert sms == {"first": "queued", "second": "held"}
+
+
+def test_the_digest_noting_its_day_is_not_a_configuration_change(org, no_quiet_hours):
+    stamp = Organization.objects.get(pk=org.pk).config_stamp
+    no_quiet_hours.last_digest_date = date(2026, 12, 1)
+    no_quiet_hours.save(update_fields=["last_digest_date"])
+    NotificationSettings.objects.filter(organization=org).update(last_digest_date=date(2026, 12, 2))
+    assert Organization.objects.get(pk=org.pk).config_stamp == stamp
+    NotificationSettings.objects.filter(organization=org).update(quiet_hours_end=time(7))
+    assert Organization.objects.get(pk=org.pk).config_stamp != stamp
 
 
 @pytest.mark.parametrize(
