@@ -11,6 +11,7 @@ from django.db.models import Case, Q, Subquery, When
 from django.utils import timezone
 
 from taskhub.configcache import StampedCache
+from taskhub.inserting import insert_all
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
 from tasks.models import Person, Task
@@ -216,7 +217,7 @@ def write(
     now = now or timezone.now()
     _set_initial_state(organization, rows, now)
     if fresh:
-        written = Notification.objects.bulk_create(rows)
+        written = insert_all(rows)
     else:
         Notification.objects.bulk_create(rows, ignore_conflicts=True)
         # ignore_conflicts leaves the primary keys unset: read back what the keys now hold.

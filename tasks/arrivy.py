@@ -5,6 +5,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
+from taskhub.inserting import insert_all
 from taskhub.models import Organization
 
 from .models import Group, Person, Resource, Task
@@ -59,7 +60,7 @@ def _customer(
     elif person is None and (values.get("email") or values.get("mobile_number") or values.get("phone")):
         person = _find_customer(organization, values)
     if person is None:
-        return Person.objects.create(organization=organization, is_customer=True, **values)
+        return insert_all([Person(organization=organization, is_customer=True, **values)])[0]
     changed = [k for k, v in values.items() if getattr(person, k) != v]
     for k in changed:
         setattr(person, k, values[k])

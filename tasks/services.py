@@ -11,6 +11,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
+from taskhub.inserting import insert_all
 from taskhub.models import Organization
 from taskhub.prepared import Prepared, columns, from_row
 
@@ -302,11 +303,11 @@ def _insert_task(
     """
     task = Task(organization=organization, external_id=external_id, **fields)
     if external_id is None or not savepoint:
-        task.save()
+        insert_all([task])
         return task
     try:
         with transaction.atomic():
-            task.save()
+            insert_all([task])
     except IntegrityError:
         return None
     return task
@@ -348,7 +349,7 @@ def _write_addresses(task: Task, changes: TaskChanges, created: bool) -> bool:
         task.addresses.all().delete()
     for row in rows:
         row.pk = None
-    TaskAddress.objects.bulk_create(rows)
+    insert_all(rows)
     task.__dict__.setdefault("_prefetched_objects_cache", {})["addresses"] = rows
     return True
 
@@ -368,7 +369,7 @@ def _write_members(task: Task, relation: str, wanted: list | None, created: bool
     if removed:
         through.objects.filter(task_id=task.pk, **{f"{column}__in": removed}).delete()
     if added:
-        through.objects.bulk_create([through(task_id=task.pk, **{column: pk}) for pk in added])
+        insert_all([through(task_id=task.pk, **{column: pk}) for pk in sorted(added)])
     task.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = list(wanted)
     task.__dict__.pop(f"_{relation}_ids", None)
     return added, removed
@@ -429,10 +430,10 @@ def _apply_changes(task: Task, changes: TaskChanges, *, created: bool) -> Upsert
     if res_added or res_removed:
         changed.append("resources")
     if created:
-        TaskStatus.objects.create(
+        insert_all([TaskStatus(
             organization_id=task.organization_id, task=task, type=task.status, time=task.status_changed_at,
             source=TaskStatus.Source.SYSTEM, notes="Task created",
-        )  # fmt: skip
+        )])  # fmt: skip
     elif changed:
         task.version += 1
         task.save()

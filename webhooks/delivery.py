@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from taskhub.inserting import insert_all
+
 from . import http
 from .models import RESPONSE_BODY_LIMIT, Attempt, Delivery, Endpoint, Event
 from .schedule import retry_delay
@@ -351,7 +353,7 @@ RECORDED_FIELDS = [
 @transaction.atomic
 def _record(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:
     """Write the attempts and each delivery's next step; the endpoint's failure clock only when it changes."""
-    Attempt.objects.bulk_create([attempt for attempt, _ in sent])
+    insert_all([attempt for attempt, _ in sent])
     now = timezone.now()
     endpoint = deliveries[0].endpoint
     if endpoint.failing_since is not None and any(attempt.succeeded for attempt, _ in sent):

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
+from taskhub.inserting import insert_all
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
 
@@ -92,8 +93,8 @@ def _write(written: list[tuple[Event, list[Endpoint]]], now: datetime) -> None:
     """The events in one INSERT, their deliveries in another; the first attempts queued for the commit."""
     if not written:
         return
-    Event.objects.bulk_create([event for event, _ in written])
-    deliveries = Delivery.objects.bulk_create(
+    insert_all([event for event, _ in written])
+    deliveries = insert_all(
         [Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for event, endpoints in written
          for endpoint in endpoints]
     )  # fmt: skip
