@@ -235,6 +235,8 @@ class UpsertResult:
 
 
 MEMBER_RELATIONS = ("assignees", "resources")
+# What a change lists in `changed` that is not a column of the task.
+MEMBER_FIELDS = frozenset({*MEMBER_RELATIONS, "addresses"})
 
 
 def _member_ids(relation: str) -> Subquery:
@@ -436,7 +438,8 @@ def _apply_changes(task: Task, changes: TaskChanges, *, created: bool) -> Upsert
         )])  # fmt: skip
     elif changed:
         task.version += 1
-        task.save()
+        # Only the columns the change set: the rest of the row is what the lock read.
+        task.save(update_fields=[*(name for name in changed if name not in MEMBER_FIELDS), "version", "updated_at"])
     if created or changed:
         events.task_changed(
             task, created=created, changed=changed, crew_added=crew_added, crew_removed=crew_removed,

@@ -183,6 +183,16 @@ def test_upsert_query_count_does_not_grow_with_nested_items(api, org, django_ass
         assert api.put(URL.format("n20"), {**payload(20), "title": "changed"}, format="json").status_code == 200
 
 
+def test_an_update_writes_only_the_columns_it_changes(api, org):
+    assert api.put(URL.format("cols"), FULL, format="json").status_code == 201
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        assert api.put(URL.format("cols"), {"title": "Install dryer"}, format="json").status_code == 200
+    (update,) = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('UPDATE "tasks_task"')]
+    assert update.split(" WHERE ")[0].count("=") == 3  # title, version, updated_at
+    task = Task.objects.get(external_id="cols")
+    assert (task.title, task.version, task.details) == ("Install dryer", 2, FULL["details"])
+
+
 @pytest.mark.django_db(transaction=True)  # no test transaction around the request: its own is the outermost
 def test_an_upsert_reads_the_notification_rules_once_and_takes_no_savepoint(api, org):
     api.put(URL.format("warm-up"), {**FULL, "customer_email": "first@example.com"}, format="json")
