@@ -3,13 +3,12 @@
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from taskhub.inserting import insert_all
 from taskhub.models import Organization
 
 from .models import Group, Person, Resource, Task
-from .references import refs_filter, resolve_many, resolve_one, upsert_by_external, upsert_resources
+from .references import people_sent, resolve_many, resolve_one, upsert_by_external, upsert_resources
 from .services import TaskChanges, UpsertResult, find_for_update, task_upsert
 
 TASK_FIELDS = ("title", "details", "start_datetime", "end_datetime", "enable_time_window_display",
@@ -81,20 +80,13 @@ def _people_sent(organization: Organization, data: dict[str, Any], current: Task
     """The crew `entity_ids` names and the customer matched by `customer_email`, in one query.
 
     Only when the request needs both (a task without a customer yet, found by email, and crew by
-    id); otherwise each is read on its own, as before. The database decides the match, as
-    _find_customer's `email__iexact` would.
+    id); otherwise each is read on its own, as before.
     """
     email = data.get("customer_email")
     refs = data.get("entity_ids") or []
     if not (email and refs) or data.get("customer_id") or (current is not None and current.customer_id):
         return None
-    match = Q(is_customer=True, email__iexact=email)
-    return list(
-        Person.objects.filter(organization=organization)
-        .filter(refs_filter(refs) | match)
-        .annotate(customer_match=ExpressionWrapper(match, output_field=BooleanField()))
-        .order_by("pk")
-    )
+    return people_sent(organization, refs, email)
 
 
 def _crew(organization: Organization, data: dict[str, Any], loaded: list[Person] | None = None) -> list[Person] | None:
