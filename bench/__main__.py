@@ -110,8 +110,8 @@ def main() -> int:
             ("throughput", lambda: measure_throughput(context)),
             ("delivery", lambda: measure_delivery(context)),
             ("admin", lambda: measure_admin(context)),
-            ("fanout", lambda: measure_fanout(context, raw.get("throughput"))),
             ("headroom", lambda: measure_headroom(context)),
+            ("fanout", lambda: measure_fanout(context, raw.get("headroom"))),
         ]
         for name, step in steps:
             if not config.wants(name) and not (name == "queries" and config.wants("throughput")):

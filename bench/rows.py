@@ -187,10 +187,17 @@ def ceiling_rows(results: dict[str, list[dict]]) -> list[Row]:
 # --- fan-out and latency ------------------------------------------------------------------------
 
 
-def fanout_rate(context: Context, throughput: dict | None) -> float:
-    """Half the closed-loop upsert rate measured in this run: both sides below saturation, so p50 is service time."""
-    measured = _med(throughput or {}, "upsert", "rps")
-    return max(2.0, round(measured / 2)) if measured else 10.0
+def fanout_rate(context: Context, headroom: dict | None) -> float:
+    """Half the highest rate the fan-out side sustained in this run (the headroom row); 10/s without one.
+
+    Both sides then run below saturation, so p50 is service time and the ratio is what fan-out
+    adds to a request. Half the closed-loop rate without fan-out, as this once was, put the
+    fan-out side past its own capacity: its p50 was queueing, which the headroom row measures.
+    """
+    best, steps = (headroom or {}).get("best"), (headroom or {}).get("steps")
+    if best:
+        return max(2.0, best / 2)
+    return max(2.0, steps[0]["rate"] / 2) if steps else 10.0  # not even the first step held: half of it
 
 
 def _upsert_load(context: Context, rate: float, duration: float, seed: int) -> dict:
@@ -231,9 +238,9 @@ def wait_sink_quiet(context: Context, limit: float) -> dict:
     return stats
 
 
-def measure_fanout(context: Context, throughput: dict | None = None) -> dict:
+def measure_fanout(context: Context, headroom: dict | None = None) -> dict:
     """Upserts at a steady rate with fan-out off, then on; the sink times each first delivery."""
-    config, rate = context.config, fanout_rate(context, throughput)
+    config, rate = context.config, fanout_rate(context, headroom)
     duration = 4.0 if config.quick else 8.0
     off, on, latencies, backlog = [], [], [], []
     set_fanout(context, on=False)

@@ -132,3 +132,12 @@ def test_the_load_generator_never_sends_on_a_keep_alive_connection_the_server_ma
     statuses, errors = asyncio.run(scenario())
     assert errors == 0
     assert statuses == {"200": 2}
+
+
+def test_fanout_runs_at_half_the_rate_the_fanout_side_sustained():
+    from bench.rows import fanout_rate
+
+    assert fanout_rate(None, {"best": 30, "steps": []}) == 15
+    assert fanout_rate(None, {"best": 2, "steps": []}) == 2.0  # never below 2/s
+    assert fanout_rate(None, {"best": None, "steps": [{"rate": 10}]}) == 5.0  # not even the first step held
+    assert fanout_rate(None, None) == 10.0  # headroom not measured in this run
