@@ -29,7 +29,14 @@ def broker():
 
 @pytest.fixture
 def worker(broker, smtp_server, fake_twilio, no_quiet_hours):
-    with start_worker(app, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10) as running:
+    # Every queue named: a worker started earlier in this process for fewer queues narrows the default.
+    with start_worker(
+        app,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=10,
+        queues=["default", "webhooks", "notifications"],
+    ) as running:
         yield running
 
 
