@@ -26,6 +26,15 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     return value / baseline
 
 
+def paired_ratio(runs: list[dict], baseline_runs: list[dict], key: str = "rps") -> float | None:
+    """The median of each run's ratio to the baseline measured in the same pass (seconds apart).
+
+    The machine drifts between passes; within one pass both sides share its state, so the
+    per-pass ratios cancel the drift that a ratio of the two medians keeps.
+    """
+    return median([ratio(run.get(key), base.get(key)) for run, base in zip(runs, baseline_runs, strict=False)])
+
+
 def fmt(value: float | None, unit: str = "", digits: int | None = None) -> str:
     """A number for the table: '—' when missing, fewer decimals as it grows."""
     if value is None:

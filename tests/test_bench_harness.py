@@ -141,3 +141,11 @@ def test_fanout_runs_at_half_the_rate_the_fanout_side_sustained():
     assert fanout_rate(None, {"best": 2, "steps": []}) == 2.0  # never below 2/s
     assert fanout_rate(None, {"best": None, "steps": [{"rate": 10}]}) == 5.0  # not even the first step held
     assert fanout_rate(None, None) == 10.0  # headroom not measured in this run
+
+
+def test_a_ratio_is_the_median_of_each_passs_own_ratio():
+    ours = [{"rps": 100.0}, {"rps": 140.0}, {"rps": 105.0}]
+    bare = [{"rps": 200.0}, {"rps": 200.0}, {"rps": 150.0}]  # the machine slowed in the last pass
+    assert stats.paired_ratio(ours, bare) == 0.7  # 0.5, 0.7, 0.7
+    assert stats.ratio(stats.median([r["rps"] for r in ours]), stats.median([r["rps"] for r in bare])) == 0.525
+    assert stats.paired_ratio([{"rps": 1.0}], []) is None
