@@ -45,7 +45,10 @@ def _plain(model: type[Model]) -> bool:
 
 
 def insert_all[M: Model](objs: Sequence[M]) -> Sequence[M]:
-    """INSERT `objs` (new instances of one model) in one statement; sets the keys the database assigns."""
+    """INSERT `objs` (new instances of one model) in one statement; sets the keys the database assigns.
+
+    More rows than the backend takes parameters for go in batches of the size bulk_create uses.
+    """
     if not objs:
         return objs
     model = type(objs[0])
@@ -53,11 +56,23 @@ def insert_all[M: Model](objs: Sequence[M]) -> Sequence[M]:
     connection = connections[alias]
     if not connection.features.can_return_rows_from_bulk_insert or not _plain(model):
         return model._default_manager.bulk_create(objs)
+    for obj in objs:
+        if type(obj) is not model or (model._meta.pk.db_returning and obj.pk is not None):
+            raise ValueError("insert_all takes new instances of one model")
+    fields = _statement(model, alias, 1)[1]
+    # bulk_create's batches (SQLite: 999 parameters), and at most the 65,535 a bound statement takes.
+    most = (connection.features.max_query_params or 65535) // max(1, len(fields))
+    size = max(1, min(connection.ops.bulk_batch_size(fields, objs), most))
+    for start in range(0, len(objs), size):
+        _insert(model, alias, objs[start : start + size])
+    return objs
+
+
+def _insert(model: type[Model], alias: str, objs: Sequence[Model]) -> None:
+    connection = connections[alias]
     sql, fields, returning = _statement(model, alias, len(objs))
     params = []
     for obj in objs:
-        if type(obj) is not model or (returning and obj.pk is not None):
-            raise ValueError("insert_all takes new instances of one model")
         obj._prepare_related_fields_for_save(operation_name="insert_all")
         params.extend(field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields)
     with connection.cursor() as cursor:
@@ -74,4 +89,3 @@ def insert_all[M: Model](objs: Sequence[M]) -> Sequence[M]:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = alias
-    return objs

@@ -100,3 +100,11 @@ def test_a_model_with_values_the_database_computes_is_left_to_bulk_create():
     assert _plain(Plain)
     assert _plain(Task)
     assert _plain(Event)
+
+
+def test_more_rows_than_the_backend_takes_parameters_for_go_in_batches(org):
+    task = Task.objects.create(organization=org, title="Many stops")
+    count = 6_000  # 66,000 values: more than one bound statement takes, many batches on SQLite
+    rows = insert_all([TaskAddress(task=task, position=n % 30_000, city=f"Stop {n}") for n in range(count)])
+    assert len({row.pk for row in rows}) == count
+    assert {row.pk: row.position for row in rows} == dict(TaskAddress.objects.values_list("pk", "position"))
