@@ -9,7 +9,7 @@ from django.dispatch import receiver
 
 from taskhub.configcache import changed_with, config_changed
 
-from .models import NotificationSettings, Suppression, TemplateRule, TemplateSet
+from .models import NotificationSettings, NotificationSettingsQuerySet, Suppression, TemplateRule, TemplateSet
 
 
 @receiver([post_save, post_delete], sender=TemplateSet, dispatch_uid="notifications.template_set_config_changed")
@@ -28,7 +28,7 @@ def template_rule_changed(sender, instance: TemplateRule, **kwargs) -> None:
 
 @receiver([post_save, post_delete], sender=NotificationSettings, dispatch_uid="notifications.settings_config_changed")
 def settings_changed(sender, instance: NotificationSettings, update_fields=None, **kwargs) -> None:
-    if update_fields is not None and set(update_fields) <= {"last_digest_date"}:
+    if update_fields is not None and set(update_fields) <= NotificationSettingsQuerySet.operational_fields:
         return  # the digest noting the day it covered
     changed_with(instance)
 

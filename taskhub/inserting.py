@@ -36,6 +36,7 @@ def _statement(model: type[Model], alias: str, count: int) -> tuple[str, tuple, 
     return sql, fields, returning
 
 
+@lru_cache(maxsize=256)
 def _plain(model: type[Model]) -> bool:
     """No value the database computes but the primary key: what one INSERT of prepared values can write."""
     return not any(

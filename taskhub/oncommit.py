@@ -56,6 +56,7 @@ class CommitBatch:
 
 
 def _request_started(**kwargs: Any) -> None:
+    _request_finished()  # a previous request whose end was never signalled: its sends still go
     _after_response.sends = []
 
 

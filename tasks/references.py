@@ -76,8 +76,9 @@ def _read_by_ids(model: type[Model], organization: Organization, ids: set[int], 
         value = connections[query.db].ops.prep_for_iexact_query(email)  # as the email__iexact lookup binds it
         values += [value, value]
     rows = []
+    names = columns(model)
     for row in query.rows(organization.pk, *values):
-        instance = from_row(model, row, query.db, columns(model))
+        instance = from_row(model, row, query.db, names)
         if email:
             instance.customer_match = row["customer_match"]
         rows.append(instance)
