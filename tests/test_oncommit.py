@@ -82,3 +82,14 @@ def test_a_send_that_fails_after_the_response_is_logged_and_the_others_still_go(
             request_finished.send(sender=None)
     assert [items for items, _ in sent.calls] == [[2]]
     assert "after the response" in caplog.text
+
+
+def test_a_request_whose_end_was_never_signalled_still_has_its_items_sent():
+    sent = Recorder()
+    batch = CommitBatch(sent)
+    request_started.send(sender=None)
+    with transaction.atomic():
+        batch.add(["left over"])
+    request_started.send(sender=None)  # the next request on this thread, without a request_finished
+    assert [items for items, _ in sent.calls] == [["left over"]]
+    request_finished.send(sender=None)
