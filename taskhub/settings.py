@@ -340,6 +340,6 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # httpx logs every request at INFO; the delivery log line already says what happened.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # A full connection pool only means a connection is closed after use instead of kept alive.
+    "loggers": {"urllib3.connectionpool": {"level": "ERROR"}},
 }

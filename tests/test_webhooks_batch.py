@@ -126,6 +126,31 @@ def test_the_endpoint_task_drains_its_queue_in_batches_of_the_allowance(
 
 
 @pytest.mark.django_db
+def test_a_slow_answer_holds_up_its_own_slot_only(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 4
+    with django_capture_on_commit_callbacks():
+        queue(org, 12)
+    receiver.reply(delay=30)  # the first request to arrive is answered only once released
+    arrived_while_it_hung = []
+
+    def release_once_the_rest_arrived() -> None:
+        try:
+            arrived_while_it_hung.append(len(receiver.wait_for(12, timeout=5)))
+        finally:
+            receiver.release.set()
+
+    releaser = threading.Thread(target=release_once_the_rest_arrived)
+    releaser.start()
+    deliver_endpoint(endpoint.pk)
+    releaser.join()
+    assert arrived_while_it_hung == [12]  # the other three slots kept sending the rest
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.Status.SUCCEEDED, 1)}
+    assert Attempt.objects.count() == 12
+
+
+@pytest.mark.django_db
 def test_each_delivery_of_a_batch_gets_its_own_outcome(
     org, endpoint, receiver, settings, django_capture_on_commit_callbacks
 ):

@@ -3,9 +3,10 @@
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -225,13 +226,54 @@ def _send_all(deliveries: list[Delivery]) -> list[tuple[Attempt, http.Response]]
 
 
 def drain_endpoint(endpoint_id: int, limit: int) -> int:
-    """Send the endpoint's due deliveries a batch of its free in-flight slots at a time, until none is due.
+    """Keep the endpoint's free in-flight slots busy with its due deliveries until none is due.
 
-    A batch that did not fill the free slots took everything due: the drain ends without
-    claiming again, since what is written later enqueues its own task when it commits. Stops
-    after about `limit` deliveries so one endpoint cannot hold a worker forever. Returns how
-    many were sent.
+    A claim fills the free slots and their requests go out together on the send pool. When
+    they all answer within SLIDE_AFTER, they are recorded together and the slots claimed again:
+    for a fast endpoint, one claim and one write per batch. When some are still out by then,
+    the drain records whatever has finished, a few at a time, and claims those slots again at
+    once, so a slow response holds up its own slot only, never the whole batch. A claim that did
+    not fill the free slots took everything due: no more claims, since what is written later
+    enqueues its own task when it commits. Stops claiming after about `limit` deliveries so one
+    endpoint cannot hold a worker forever. Returns how many were sent.
     """
+    if settings.WEBHOOK_SEND_THREADS <= 1:
+        return _drain_in_batches(endpoint_id, limit)
+    pending: dict[Future, tuple[Delivery, float]] = {}
+    sent, more = 0, True
+    while True:
+        if more and sent < limit:
+            batch, more = _claim_for_endpoint(endpoint_id)
+            sent += len(batch)
+            if batch and not batch[0].endpoint.enabled:
+                _bury(batch, "Not sent: the endpoint is disabled.")
+            else:
+                started = time.monotonic()
+                pending.update((send_pool().submit(_send, delivery), (delivery, started)) for delivery in batch)
+        if not pending:
+            return sent
+        done = _answered(pending)
+        finished = [pending.pop(future)[0] for future in done]
+        _finish(finished, [future.result() for future in done])
+
+
+SLIDE_AFTER = 0.02  # seconds: requests out longer than this get their slots claimed again as they free up
+SLIDE_GROUP = 4  # while sliding, this share of the slots is recorded and claimed again together
+
+
+def _answered(pending: dict[Future, tuple[Delivery, float]]) -> list[Future]:
+    """All the requests, if they answer within SLIDE_AFTER of the oldest one's start; else the first few."""
+    oldest = min(started for _, started in pending.values())
+    done, waiting = wait(pending, timeout=max(0.0, oldest + SLIDE_AFTER - time.monotonic()))
+    enough = min(len(pending), max(1, settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT // SLIDE_GROUP))
+    while len(done) < enough:
+        newly, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+        done |= newly
+    return list(done)
+
+
+def _drain_in_batches(endpoint_id: int, limit: int) -> int:
+    """The drain without a send pool: a batch of the free slots at a time, sent in this thread."""
     sent, more = 0, True
     while more and sent < limit:
         batch, more = _claim_for_endpoint(endpoint_id)

@@ -9,13 +9,17 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
+import certifi
+import urllib3
 from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -45,7 +49,18 @@ BLOCKED_NETWORKS: tuple[Network, ...] = tuple(
 )
 
 
-class BlockedAddress(httpcore.ConnectError):
+class ConnectFailed(NewConnectionError):
+    """No connection: the name did not resolve, or the address refused or could not be reached."""
+
+    def __init__(self, conn: HTTPConnection, reason: str) -> None:
+        super().__init__(conn, reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class BlockedAddress(ConnectFailed):
     """The destination is loopback, private, link-local, reserved or otherwise not public."""
 
 
@@ -109,74 +124,79 @@ def _check_host_name(host: str) -> None:
         raise ValueError("localhost is a loopback address; webhooks go to public addresses only.")
 
 
-class GuardedBackend(httpcore.SyncBackend):
+class GuardedConnection(HTTPConnection):
     """Resolves the host itself and connects only to an address that passes `is_blocked`."""
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def _new_conn(self) -> socket.socket:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise httpcore.ConnectError(f"Could not resolve {host}: {exc}") from exc
+            raise ConnectFailed(self, f"Could not resolve {self.host}: {exc}") from exc
         refused = ""
         for family, type_, proto, _, sockaddr in infos:
             if is_blocked(sockaddr[0]):
                 refused = refused or sockaddr[0]
                 continue
-            return self._connect(family, type_, proto, sockaddr, timeout, socket_options or [])
-        raise BlockedAddress(f"{host} resolves to {refused}, which is not a public address.")
+            return self._connect(family, type_, proto, sockaddr)
+        raise BlockedAddress(self, f"{self.host} resolves to {refused}, which is not a public address.")
 
-    def _connect(self, family, type_, proto, sockaddr, timeout, socket_options):
+    def _connect(self, family, type_, proto, sockaddr) -> socket.socket:
         sock = socket.socket(family, type_, proto)
         try:
-            sock.settimeout(timeout)
-            for option in socket_options:
-                sock.setsockopt(*option)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in self.socket_options or ():
+                sock.setsockopt(*option)  # TCP_NODELAY among them
+            sock.settimeout(self.timeout)
             sock.connect(sockaddr)
         except TimeoutError as exc:
             sock.close()
-            raise httpcore.ConnectTimeout(str(exc)) from exc
+            raise ConnectTimeoutError(self, f"Connecting to {self.host} timed out.") from exc
         except OSError as exc:
             sock.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return httpcore._backends.sync.SyncStream(sock)
+            raise ConnectFailed(self, f"Could not connect to {self.host}: {exc}") from exc
+        return sock
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport with the connection pool dialling through `GuardedBackend`."""
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(),
-        )
+class GuardedHTTPSConnection(GuardedConnection, HTTPSConnection):
+    """TLS on top of the guarded socket: the certificate is checked against the URL's host name."""
 
 
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
+class GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = GuardedConnection
 
 
-def client() -> httpx.Client:
-    """The process's pooled client (created on first use, shared by threads)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
-            _client = httpx.Client(
-                transport=GuardedTransport(limits), follow_redirects=False, trust_env=False, timeout=15
+class GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+_pool: urllib3.PoolManager | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> urllib3.PoolManager:
+    """The process's connection pools, one per host (created on first use, shared by threads).
+
+    Each host keeps up to `WEBHOOK_SEND_THREADS` connections alive between requests, as many
+    as the senders can use at once.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            manager = urllib3.PoolManager(
+                num_pools=100,
+                maxsize=max(1, settings.WEBHOOK_SEND_THREADS),
+                retries=False,
+                ca_certs=certifi.where(),
             )
-        return _client
+            manager.pool_classes_by_scheme = {"http": GuardedHTTPPool, "https": GuardedHTTPSPool}
+            _pool = manager
+        return _pool
 
 
 @dataclass(frozen=True)
 class Response:
     status_code: int | None
     body: str = ""
-    headers: httpx.Headers | None = None
+    headers: Mapping[str, str] | None = None
     error: str = ""
     timed_out: bool = False
     blocked: bool = False
@@ -192,27 +212,62 @@ def post(url: str, *, content: bytes, headers: dict[str, str], max_body: int = 2
         return Response(None, error=str(exc), blocked=True)
     started = time.monotonic()
     try:
-        with client().stream("POST", url, content=content, headers=headers, timeout=timeout) as response:
-            body = _read_capped(response, max_body, started + timeout)
-            return Response(response.status_code, body, response.headers, latency_ms=_ms_since(started))
-    except httpx.TimeoutException as exc:
-        error = f"Timed out after {timeout:g} s ({type(exc).__name__})."
+        response = pool().request(
+            "POST",
+            url,
+            body=content,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            redirect=False,
+            preload_content=False,
+        )
+        body, ended = "", False
+        try:
+            body, ended = _read_capped(response, max_body, started + timeout)
+        finally:
+            if not ended:
+                response.close()  # the rest of the body is still on the wire: the connection is not reusable
+            response.release_conn()
+        return Response(response.status, body, response.headers, latency_ms=_ms_since(started))
+    except BlockedAddress as exc:
+        return Response(None, error=str(exc), blocked=True, latency_ms=_ms_since(started))
+    except ConnectFailed as exc:  # before the timeouts: urllib3 files it under ConnectTimeoutError
+        return Response(None, error=str(exc), latency_ms=_ms_since(started))
+    except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
+        error = f"Timed out after {timeout:g} s ({_timeout_kind(exc)})."
         return Response(None, error=error, timed_out=True, latency_ms=_ms_since(started))
-    except httpx.HTTPError as exc:
-        blocked = isinstance(exc.__cause__, BlockedAddress)
-        return Response(None, error=str(exc) or type(exc).__name__, blocked=blocked, latency_ms=_ms_since(started))
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return Response(None, error=_reason(exc), latency_ms=_ms_since(started))
 
 
-def _read_capped(response: httpx.Response, limit: int, deadline: float) -> str:
+def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> tuple[str, bool]:
+    """Up to `limit` bytes of the body, a socket read at a time so a trickling answer meets the deadline;
+    and whether the body ended there."""
     chunks, size = [], 0
-    for chunk in response.iter_raw():
+    while size < limit:
+        chunk = response.read1(min(limit - size, 64 * 1024), decode_content=False)
+        if not chunk:
+            return b"".join(chunks).decode("utf-8", errors="replace"), True
         chunks.append(chunk)
         size += len(chunk)
-        if size >= limit:
-            break
         if time.monotonic() > deadline:
-            raise httpx.ReadTimeout("The response body took too long.")
-    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+            raise TimeoutError("The response body took too long.")
+    return b"".join(chunks).decode("utf-8", errors="replace"), False
+
+
+def _reason(exc: BaseException) -> str:
+    """The error as a dispatcher reads it, without the client's object names."""
+    if isinstance(exc, urllib3.exceptions.ProtocolError) and len(exc.args) > 1:
+        return f"The connection broke: {exc.args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+def _timeout_kind(exc: BaseException) -> str:
+    if isinstance(exc, ConnectTimeoutError):
+        return "connect"
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return "read"
+    return "body"
 
 
 def _ms_since(started: float) -> int:
