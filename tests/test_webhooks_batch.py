@@ -177,6 +177,35 @@ def test_each_delivery_of_a_batch_gets_its_own_outcome(
 
 @pytest.mark.requires_postgres
 @pytest.mark.django_db(transaction=True)
+def test_a_task_for_an_endpoint_this_process_is_draining_leaves_it_to_the_drainer(org, endpoint, receiver):
+    queue(org, 1)
+    receiver.reply(delay=30)  # the first delivery hangs until released
+    drained: list[int] = []
+
+    def drain() -> None:
+        try:
+            drained.append(deliver_endpoint.run(endpoint.pk) or 0)
+            drained.append(Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count())
+        finally:
+            connection.close()
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    receiver.wait_for(1)
+    queue(org, 2)  # two more commits for the endpoint while its first delivery is out
+    with CaptureQueriesContext(connection) as captured:
+        deliver_endpoint(endpoint.pk)
+        deliver_endpoints([endpoint.pk])
+    assert len(captured) == 0  # no claim, so no wait on the endpoint's row lock
+    receiver.release.set()
+    drainer.join(timeout=20)
+    assert len(receiver.wait_for(3)) == 3
+    assert drained[1] == 3  # the drainer claimed again for the note before it let go
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_claimers_never_exceed_the_endpoint_allowance(org, endpoint, settings):
     settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 5
     queue(org, 30)

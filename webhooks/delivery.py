@@ -225,6 +225,63 @@ def _send_all(deliveries: list[Delivery]) -> list[tuple[Attempt, http.Response]]
     return list(send_pool().map(_send, deliveries))
 
 
+class Drainers:
+    """Which endpoints a thread of this process is draining, and which were written to meanwhile.
+
+    One change after another queues a task for the same endpoint. Had each of them claimed, they
+    would all wait on the endpoint's row lock in turn while its holder, one of many threads of
+    one process, waited for the interpreter: a convoy. Instead a task for an endpoint already
+    being drained here leaves a note and ends; the drainer claims again before it lets go.
+    Between processes the row lock still keeps the claims in line.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[int, int] = {}
+        self._noted: set[int] = set()
+
+    def take(self, endpoint_id: int) -> bool:
+        """Drain the endpoint from this thread; False, and a note for its drainer, when another thread does."""
+        with self._lock:
+            if endpoint_id in self._owners:
+                self._noted.add(endpoint_id)
+                return False
+            self._owners[endpoint_id] = threading.get_ident()
+            return True
+
+    def noted(self, endpoint_id: int) -> bool:
+        """Whether more was written since the last look (and forget it)."""
+        with self._lock:
+            found = endpoint_id in self._noted
+            self._noted.discard(endpoint_id)
+            return found
+
+    def hand_back(self, endpoint_id: int) -> bool:
+        """Let go of the endpoint, unless more was written meanwhile: True means it is still ours to drain."""
+        with self._lock:
+            if endpoint_id in self._noted:
+                self._noted.discard(endpoint_id)
+                return True
+            self._drop(endpoint_id)
+            return False
+
+    def release(self, endpoint_id: int) -> bool:
+        """Let go of the endpoint if this thread holds it; True when more was written meanwhile, to hand on."""
+        with self._lock:
+            if self._owners.get(endpoint_id) != threading.get_ident():
+                return False
+            self._drop(endpoint_id)
+            found = endpoint_id in self._noted
+            self._noted.discard(endpoint_id)
+            return found
+
+    def _drop(self, endpoint_id: int) -> None:
+        del self._owners[endpoint_id]
+
+
+drainers = Drainers()
+
+
 def drain_endpoint(endpoint_id: int, limit: int) -> int:
     """Keep the endpoint's free in-flight slots busy with its due deliveries until none is due.
 
@@ -233,16 +290,27 @@ def drain_endpoint(endpoint_id: int, limit: int) -> int:
     for a fast endpoint, one claim and one write per batch. When some are still out by then,
     the drain records whatever has finished, a few at a time, and claims those slots again at
     once, so a slow response holds up its own slot only, never the whole batch. A claim that did
-    not fill the free slots took everything due: no more claims, since what is written later
-    enqueues its own task when it commits. Stops claiming after about `limit` deliveries so one
-    endpoint cannot hold a worker forever. Returns how many were sent.
+    not fill the free slots took everything due: no more claims unless a task for the endpoint
+    left a note meanwhile (see Drainers). After about `limit` deliveries the drain hands what is
+    left to a new task, so one endpoint cannot hold a worker thread forever. Returns how many
+    were sent: none when another thread of this process is draining the endpoint.
     """
-    if settings.WEBHOOK_SEND_THREADS <= 1:
-        return _drain_in_batches(endpoint_id, limit)
+    if not drainers.take(endpoint_id):
+        return 0
+    try:
+        if settings.WEBHOOK_SEND_THREADS <= 1:
+            return _drain_in_batches(endpoint_id, limit)
+        return _drain(endpoint_id, limit)
+    finally:
+        if drainers.release(endpoint_id):
+            enqueue_drains([endpoint_id])
+
+
+def _drain(endpoint_id: int, limit: int) -> int:
     pending: dict[Future, tuple[Delivery, float]] = {}
     sent, more = 0, True
     while True:
-        if more and sent < limit:
+        if sent < limit and (more or drainers.noted(endpoint_id)):
             batch, more = _claim_for_endpoint(endpoint_id)
             sent += len(batch)
             if batch and not batch[0].endpoint.enabled:
@@ -250,11 +318,18 @@ def drain_endpoint(endpoint_id: int, limit: int) -> int:
             else:
                 started = time.monotonic()
                 pending.update((send_pool().submit(_send, delivery), (delivery, started)) for delivery in batch)
-        if not pending:
+        if pending:
+            done = _answered(pending)
+            finished = [pending.pop(future)[0] for future in done]
+            _finish(finished, [future.result() for future in done])
+        elif sent >= limit:
+            if more:
+                enqueue_drains([endpoint_id])
             return sent
-        done = _answered(pending)
-        finished = [pending.pop(future)[0] for future in done]
-        _finish(finished, [future.result() for future in done])
+        elif not more and not drainers.hand_back(endpoint_id):
+            return sent
+        else:
+            more = True
 
 
 SLIDE_AFTER = 0.02  # seconds: requests out longer than this get their slots claimed again as they free up
@@ -275,12 +350,15 @@ def _answered(pending: dict[Future, tuple[Delivery, float]]) -> list[Future]:
 def _drain_in_batches(endpoint_id: int, limit: int) -> int:
     """The drain without a send pool: a batch of the free slots at a time, sent in this thread."""
     sent, more = 0, True
-    while more and sent < limit:
+    while sent < limit:
+        if not more and not drainers.hand_back(endpoint_id):
+            return sent
         batch, more = _claim_for_endpoint(endpoint_id)
-        if not batch:
-            break
-        attempt_batch(batch)
+        if batch:
+            attempt_batch(batch)
         sent += len(batch)
+    if more:
+        enqueue_drains([endpoint_id])
     return sent
 
 
@@ -288,23 +366,30 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
     """One batch for each endpoint, all sent together on the send pool, each recorded on its own.
 
     An endpoint whose batch filled its free slots may have more due: it gets a drain task of its
-    own rather than holding up the others here. Returns how many were sent.
+    own rather than holding up the others here. So does one written to while this round held
+    it. An endpoint another thread of this process is draining is left to that thread (see
+    Drainers). Returns how many were sent.
     """
-    claims = [_claim_for_endpoint(endpoint_id) for endpoint_id in endpoint_ids]
-    batches = [batch for batch, _ in claims if batch]
-    live = [batch for batch in batches if batch[0].endpoint.enabled]
-    for batch in batches:
-        if not batch[0].endpoint.enabled:
-            _bury(batch, "Not sent: the endpoint is disabled.")
-    deliveries = [delivery for batch in live for delivery in batch]
-    sent = _send_all(deliveries)
-    done = 0
-    for batch in live:
-        _finish(batch, sent[done : done + len(batch)])
-        done += len(batch)
-    more = [batch[0].endpoint_id for batch, filled in claims if batch and filled]
-    if more:
-        enqueue_drains(more)
+    taken = [endpoint_id for endpoint_id in endpoint_ids if drainers.take(endpoint_id)]
+    claims: list[tuple[list[Delivery], bool]] = []
+    try:
+        claims = [_claim_for_endpoint(endpoint_id) for endpoint_id in taken]
+        batches = [batch for batch, _ in claims if batch]
+        live = [batch for batch in batches if batch[0].endpoint.enabled]
+        for batch in batches:
+            if not batch[0].endpoint.enabled:
+                _bury(batch, "Not sent: the endpoint is disabled.")
+        deliveries = [delivery for batch in live for delivery in batch]
+        sent = _send_all(deliveries)
+        done = 0
+        for batch in live:
+            _finish(batch, sent[done : done + len(batch)])
+            done += len(batch)
+    finally:
+        filled = {batch[0].endpoint_id for batch, full in claims if batch and full}
+        more = [endpoint_id for endpoint_id in taken if drainers.release(endpoint_id) or endpoint_id in filled]
+        if more:
+            enqueue_drains(more)
     return len(deliveries)
 
 
