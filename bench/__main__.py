@@ -98,11 +98,12 @@ def main() -> int:
     try:
         processes["sink"] = servers.start_sink(config)
         processes["gunicorn"] = servers.start_gunicorn(config, env)
-        processes["worker"] = servers.start_worker(config, env)
+        workers = servers.start_workers(config, env)
+        processes.update((worker.name, worker) for worker in workers)
         processes["beat"] = servers.start_beat(env)
         from taskhub.celery import app
 
-        servers.wait_worker(app)
+        servers.wait_workers(app, len(workers))
         print(f"bench: servers up after {time.monotonic() - started:.0f} s", flush=True)
         queries = {}
         steps = [
@@ -129,9 +130,8 @@ def main() -> int:
         queries = raw.get("queries") if isinstance(raw.get("queries"), dict) and "error" not in raw["queries"] else {}
         rows = table_rows(raw, context, queries)
     finally:
-        for name in ("beat", "worker", "gunicorn", "sink"):
-            if name in processes:
-                processes[name].stop()
+        for process in reversed(list(processes.values())):  # beat and the workers before what they talk to
+            process.stop()
     table = markdown_table(rows)
     print("\n" + table + "\n")
     path = write_results(config, facts, rows, raw, time.monotonic() - started)
@@ -192,7 +192,8 @@ def write_results(config: Config, facts: dict, rows: list[Row], raw: dict, secon
             "seconds": config.seconds,
             "web_concurrency": config.web_concurrency,
             "gunicorn_threads": config.gunicorn_threads,
-            "celery_concurrency": config.celery_concurrency,
+            "webhook_threads": config.webhook_threads,
+            "notification_threads": config.notification_threads,
             "connections": config.connections,
         },
         "machine": facts,

@@ -26,10 +26,12 @@ class Config:
     redis_url: str = field(default_factory=lambda: os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"))
     web_port: int = field(default_factory=lambda: _int("BENCH_WEB_PORT", 18080))
     sink_port: int = field(default_factory=lambda: _int("BENCH_SINK_PORT", 18090))
-    # The docker-compose defaults: 2 gunicorn workers of 4 threads; a worker of 32 threads (WEBHOOK_WORKER_THREADS).
+    # The docker-compose defaults: 2 gunicorn workers of 4 threads; a worker per queue, the webhooks one of 32
+    # threads (WEBHOOK_WORKER_THREADS), the notifications one of 16 (NOTIFICATION_WORKER_THREADS).
     web_concurrency: int = field(default_factory=lambda: _int("WEB_CONCURRENCY", 2))
     gunicorn_threads: int = field(default_factory=lambda: _int("GUNICORN_THREADS", 4))
-    celery_concurrency: int = field(default_factory=lambda: _int("BENCH_CELERY_CONCURRENCY", 32))
+    webhook_threads: int = field(default_factory=lambda: _int("WEBHOOK_WORKER_THREADS", 32))
+    notification_threads: int = field(default_factory=lambda: _int("NOTIFICATION_WORKER_THREADS", 16))
     runs_override: int = field(default_factory=lambda: _int("BENCH_RUNS", 0))
     only: tuple[str, ...] = field(
         default_factory=lambda: tuple(r for r in os.environ.get("BENCH_ONLY", "").split(",") if r)

@@ -3,6 +3,7 @@
 import io
 import secrets
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -83,7 +84,11 @@ def build(config: Config, env: dict[str, str]) -> Context:
     return context
 
 
+CAP = 10**7  # messages a day: out of a bench day's reach
+
+
 def _endpoints(context: Context, org) -> None:
+    from notifications.models import NotificationSettings
     from notifications.services import default_set_for
     from taskhub.models import Organization
     from webhooks.services import endpoint_create
@@ -91,6 +96,18 @@ def _endpoints(context: Context, org) -> None:
     for n in range(FANOUT_ENDPOINTS):
         endpoint_create(organization=org, url=f"{context.config.sink_url}/d0", description=f"bench fan-out {n}")
     default_set_for(org)
+    # Every run sends what its changes plan, whatever the hour and however many runs today: no quiet
+    # hours (they held the SMS of a night run), and the daily caps out of reach (a day's runs reached
+    # the SMS cap, and each refusal became a notification.failed event). The caps are still counted.
+    NotificationSettings.objects.update_or_create(
+        organization=org,
+        defaults={
+            "quiet_hours_start": time(0),
+            "quiet_hours_end": time(0),
+            "daily_sms_cap": CAP,
+            "daily_email_cap": CAP,
+        },
+    )
     hooks = Organization.objects.create(slug=HOOKS_ORG, name="Bench deliveries", timezone="UTC")
     endpoint_create(organization=hooks, url=f"{context.config.sink_url}/d0", description="bench delivery")
 

@@ -67,26 +67,19 @@ def start_gunicorn(config: Config, env: dict[str, str]) -> Process:
     return process
 
 
-def start_worker(config: Config, env: dict[str, str]) -> Process:
-    argv = [
-        str(VENV_BIN / "celery"),
-        "-A",
-        "taskhub",
-        "worker",
-        "-Q",
-        "default,webhooks,notifications",
-        "--pool",
-        "threads",  # as docker-compose's webhook and notification workers: I/O-bound work
-        "--concurrency",
-        str(config.celery_concurrency),
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-        "-n",
-        "bench@%h",
+def start_workers(config: Config, env: dict[str, str]) -> list[Process]:
+    """docker-compose's workers: one per queue, webhooks and notifications on thread pools."""
+    queues = (
+        ("webhooks", ["--pool", "threads", "--concurrency", str(config.webhook_threads)]),
+        ("notifications", ["--pool", "threads", "--concurrency", str(config.notification_threads)]),
+        ("default", []),
+    )
+    common = ["--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+    celery = [str(VENV_BIN / "celery"), "-A", "taskhub", "worker"]
+    return [
+        spawn(f"celery-worker-{queue}", [*celery, "-Q", queue, *pool, *common, "-n", f"{queue}@%h"], env)
+        for queue, pool in queues
     ]
-    return spawn("celery-worker", argv, env)
 
 
 def start_beat(env: dict[str, str]) -> Process:
@@ -115,12 +108,12 @@ def wait_http(url: str, process: Process, timeout: float = 60) -> None:
     raise RuntimeError(f"{process.name} did not answer {url} within {timeout:.0f} s")
 
 
-def wait_worker(app, timeout: float = 60) -> None:
+def wait_workers(app, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if app.control.ping(timeout=1.0):
+        if len(app.control.ping(timeout=1.0)) >= count:
             return
-    raise RuntimeError("The Celery worker did not answer a ping in time.")
+    raise RuntimeError("The Celery workers did not all answer a ping in time.")
 
 
 # --- CPU from /proc ---------------------------------------------------------------------------
