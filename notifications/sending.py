@@ -1,12 +1,15 @@
 """Sending one notification: claim the row, check opt-out, quiet hours and caps, send, record the outcome."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from taskhub.models import Organization
 from webhooks.services import emit
 
 from .models import Channel, Notification
@@ -35,53 +38,100 @@ def claim(notification_id: int) -> Notification | None:
 
 def claim_due(limit: int) -> list[Notification]:
     """Lease up to `limit` due notifications: never enqueued, held until now, or due for a retry."""
+    return _claim(lambda now: Notification.objects.due(now).order_by("next_attempt_at"), limit)
+
+
+def claim_all(notification_ids: list[int]) -> list[Notification]:
+    """Lease those of these notifications that are due; the rest are final, not due, or leased elsewhere."""
+    return _claim(lambda now: Notification.objects.due(now).filter(pk__in=notification_ids).order_by("pk"))
+
+
+def _claim(due: Callable[[datetime], QuerySet], limit: int | None = None) -> list[Notification]:
+    """A fixed number of statements whatever the number of rows: lock the due ones, lease them, read them."""
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            Notification.objects.due(now)
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
-        )
+        ids = list(due(now).select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
         Notification.objects.filter(pk__in=ids).update(locked_until=now + lease_length())
-    return list(Notification.objects.select_related("organization").filter(pk__in=ids).order_by("next_attempt_at"))
+    order = {pk: position for position, pk in enumerate(ids)}
+    return sorted(Notification.objects.select_related("organization").filter(pk__in=ids), key=lambda n: order[n.pk])
 
 
 def send_due(limit: int | None = None) -> int:
     """The sweeper's pass: send every due notification it can claim."""
     claimed = claim_due(limit or settings.NOTIFICATION_SWEEP_BATCH)
-    for notification in claimed:
-        try:
-            attempt(notification)
-        except Exception:
-            logger.exception("Notification %s failed unexpectedly; it is retried when its lease ends.", notification.pk)
+    attempt_all(claimed)
     return len(claimed)
 
 
-def attempt(notification: Notification, now: datetime | None = None) -> Notification:
+def attempt_all(notifications: list[Notification]) -> None:
+    """Send claimed notifications, each recorded as it goes; an organization's opt-outs, settings and
+    counts toward its daily caps are read once for all of its notifications."""
+    now = timezone.now()
+    by_organization: dict[int, list[Notification]] = {}
+    for notification in notifications:
+        by_organization.setdefault(notification.organization_id, []).append(notification)
+    for group in by_organization.values():
+        checks = Checks(group[0].organization, group, now)
+        for notification in group:
+            try:
+                attempt(notification, now, checks)
+            except Exception:
+                logger.exception(
+                    "Notification %s failed unexpectedly; it is retried when its lease ends.", notification.pk
+                )
+
+
+class Checks:
+    """What decides whether an organization's notifications may go now, read once for a batch of them."""
+
+    def __init__(self, organization: Organization, notifications: list[Notification], now: datetime) -> None:
+        self.organization, self.now = organization, now
+        self.suppressed = suppressed_addresses(organization, {(n.channel, n.to) for n in notifications})
+        self.settings = settings_for(organization)
+        self._sent_today: dict[str, int] = {}
+
+    def over_cap(self, channel: str) -> int | None:
+        """The channel's daily cap when today's sends have reached it, else None."""
+        cap = self.settings.cap_for(channel)
+        if not cap:
+            return None
+        if channel not in self._sent_today:
+            # Counted without a lock: concurrent workers may overshoot by a message or two.
+            since = start_of_day(self.now, self.organization.tz)
+            self._sent_today[channel] = Notification.objects.sent_since(self.organization.pk, channel, since).count()
+        return cap if self._sent_today[channel] >= cap else None
+
+    def sent(self, channel: str) -> None:
+        if channel in self._sent_today:
+            self._sent_today[channel] += 1
+
+
+def attempt(notification: Notification, now: datetime | None = None, checks: Checks | None = None) -> Notification:
     """Send a claimed notification unless something says not to, and record what happened."""
     now = now or timezone.now()
-    if _refused_before_sending(notification, now):
+    checks = checks or Checks(notification.organization, [notification], now)
+    if _refused_before_sending(notification, now, checks):
         return notification
     try:
         message_id = transport_for(notification.channel).send(notification)
     except TransportError as exc:
         _record_failure(notification, exc)
         return notification
+    checks.sent(notification.channel)
     notification.status, notification.provider_message_id = Notification.Status.SENT, message_id[:100]
     notification.sent_at, notification.error = timezone.now(), ""
     _finish(notification, attempted=True)
     return notification
 
 
-def _refused_before_sending(notification: Notification, now: datetime) -> bool:
+def _refused_before_sending(notification: Notification, now: datetime, checks: Checks) -> bool:
     """Opted out, quiet hours or the daily cap: record the outcome and say so."""
     organization = notification.organization
-    if suppressed_addresses(organization, {(notification.channel, notification.to)}):
+    if (notification.channel, notification.to) in checks.suppressed:
         notification.status, notification.error = Notification.Status.SUPPRESSED, "Not sent: the recipient opted out."
         _finish(notification)
         return True
-    org_settings = settings_for(organization)
+    org_settings = checks.settings
     if notification.channel == Channel.SMS and not notification.urgent:
         opening = quiet_hours_end(now, organization.tz, org_settings.quiet_hours_start, org_settings.quiet_hours_end)
         if opening is not None:
@@ -89,10 +139,8 @@ def _refused_before_sending(notification: Notification, now: datetime) -> bool:
             notification.locked_until = None
             notification.save(update_fields=["status", "next_attempt_at", "locked_until", "updated_at"])
             return True
-    cap = org_settings.cap_for(notification.channel)
-    # Counted without a lock: concurrent workers may overshoot by a message or two.
-    if cap and Notification.objects.sent_since(organization.pk, notification.channel,
-                                               start_of_day(now, organization.tz)).count() >= cap:  # fmt: skip
+    cap = checks.over_cap(notification.channel)
+    if cap:
         label = "SMS" if notification.channel == Channel.SMS else "email"
         notification.status = Notification.Status.FAILED
         notification.error = f"Not sent: daily {label} cap reached ({cap} a day for {organization})."
@@ -115,18 +163,22 @@ def _record_failure(notification: Notification, exc: TransportError) -> None:
     _finish(notification, attempted=True, failed=True)
 
 
-@transaction.atomic
+FINISHED_FIELDS = ["status", "provider_message_id", "error", "attempts", "next_attempt_at", "locked_until", "sent_at",
+                   "updated_at"]  # fmt: skip
+
+
 def _finish(notification: Notification, *, attempted: bool = False, final: bool = True, failed: bool = False) -> None:
+    """Record the outcome: one UPDATE; with the notification.failed event in the same transaction when it failed."""
     if attempted:
         notification.attempts += 1
     if final:
         notification.next_attempt_at = None
     notification.locked_until = None
-    notification.save(
-        update_fields=["status", "provider_message_id", "error", "attempts", "next_attempt_at", "locked_until",
-                       "sent_at", "updated_at"]
-    )  # fmt: skip
-    if failed:
+    if not failed:
+        notification.save(update_fields=FINISHED_FIELDS)
+        return
+    with transaction.atomic():
+        notification.save(update_fields=FINISHED_FIELDS)
         notification_failed(notification)
 
 

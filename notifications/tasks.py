@@ -16,10 +16,7 @@ def send_notification(notification_id: int) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def send_notifications(notification_ids: list[int]) -> None:
     """Send the notifications one change planned, each if it is still due and no other worker holds it."""
-    for notification_id in notification_ids:
-        claimed = sending.claim(notification_id)
-        if claimed is not None:
-            sending.attempt(claimed)
+    sending.attempt_all(sending.claim_all(notification_ids))
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifications import services
@@ -13,6 +15,7 @@ from notifications.models import Notification, NotificationSettings, Suppression
 from notifications.policy import in_quiet_hours, quiet_hours_end, retry_delay
 from notifications.rendering import RenderError, compiled, render, when_text
 from notifications.sending import send_due
+from notifications.tasks import send_notifications
 from taskhub.models import Organization
 from tasks.models import StatusType, Task, TaskAddress
 from tasks.services import task_assign, task_delete, task_report_status
@@ -273,6 +276,20 @@ def test_the_daily_cap_stops_sending_with_a_clear_error(org, make_task, no_quiet
     assert sms[second.pk].status == "failed"
     assert "daily SMS cap reached" in sms[second.pk].error
     assert len(mail.outbox) == 2  # the email cap is separate
+
+
+def test_a_changes_messages_are_sent_in_a_fixed_number_of_statements_and_one_more_each(org, make_task, no_quiet_hours):
+    counts = {}
+    for tasks in (1, 3):
+        planned = [row.pk for n in range(tasks) for row in services.plan(task=make_task(external_id=f"{tasks}-{n}"),
+                                                                         event="created")]  # fmt: skip
+        with CaptureQueriesContext(connection) as captured:
+            send_notifications(planned)
+        counts[tasks] = (len(planned), len(captured))
+    (few, few_queries), (many, many_queries) = counts[1], counts[3]
+    assert (few, many) == (2, 6)  # an SMS and an email a task
+    assert many_queries - few_queries == many - few  # the claim, opt-outs, settings and caps are read once
+    assert {row.status for row in rows()} == {Notification.Status.SENT}
 
 
 def test_the_retry_schedule_backs_off_then_gives_up():
