@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_delivery_is_replaced_by_the_sweeper_with_the_same_w
 def redis_down(settings, broker):
     """Broker, cache and rate-limit store all pointed at a port where nothing listens."""
     settings.REDIS_URL = CLOSED_PORT_URL
-    cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CLOSED_PORT_URL}
+    cache = {"BACKEND": "taskhub.cache.RedisCache", "LOCATION": CLOSED_PORT_URL}
     settings.CACHES = {"default": cache}
     use_broker(CLOSED_PORT_URL)
     yield

@@ -441,7 +441,7 @@ def test_this_process_keeps_its_own_copy_and_no_copy_outlives_the_time_limit(org
     task = make_task(org)
     with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False) as traveller:
         first = page(task).content.decode()
-        settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+        settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "taskhub.cache.RedisCache",
                                                           "LOCATION": "redis://127.0.0.1:1/0"}}  # fmt: skip
         with django_assert_num_queries(1):  # the shared cache is out of reach: this process's copy
             again = page(task).content.decode()
@@ -469,7 +469,7 @@ def test_with_the_cache_off_every_view_builds_the_page(org, settings, django_ass
 
 
 def test_an_unreachable_cache_costs_speed_not_the_page(org, settings, django_assert_num_queries):
-    settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    settings.CACHES = {**settings.CACHES, "default": {"BACKEND": "taskhub.cache.RedisCache",
                                                       "LOCATION": "redis://127.0.0.1:1/0"}}  # fmt: skip
     task = make_task(org)
     with django_assert_num_queries(3):
