@@ -29,11 +29,7 @@ def lease_length() -> timedelta:
 
 def claim(notification_id: int) -> Notification | None:
     """Lease one due notification to this worker; None if it is final, not due, or leased elsewhere."""
-    now = timezone.now()
-    claimed = Notification.objects.due(now).filter(pk=notification_id).update(locked_until=now + lease_length())
-    if not claimed:
-        return None
-    return Notification.objects.select_related("organization").get(pk=notification_id)
+    return next(iter(claim_all([notification_id])), None)
 
 
 def claim_due(limit: int) -> list[Notification]:

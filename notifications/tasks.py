@@ -8,9 +8,7 @@ from . import reminders, sending
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def send_notification(notification_id: int) -> None:
     """Send one notification if it is still due and no other worker holds it."""
-    claimed = sending.claim(notification_id)
-    if claimed is not None:
-        sending.attempt(claimed)
+    sending.attempt_all(sending.claim_all([notification_id]))
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -252,17 +252,14 @@ class Drainers:
     def noted(self, endpoint_id: int) -> bool:
         """Whether more was written since the last look (and forget it)."""
         with self._lock:
-            found = endpoint_id in self._noted
-            self._noted.discard(endpoint_id)
-            return found
+            return self._pop_note(endpoint_id)
 
     def hand_back(self, endpoint_id: int) -> bool:
         """Let go of the endpoint, unless more was written meanwhile: True means it is still ours to drain."""
         with self._lock:
-            if endpoint_id in self._noted:
-                self._noted.discard(endpoint_id)
+            if self._pop_note(endpoint_id):
                 return True
-            self._drop(endpoint_id)
+            del self._owners[endpoint_id]
             return False
 
     def release(self, endpoint_id: int) -> bool:
@@ -270,13 +267,13 @@ class Drainers:
         with self._lock:
             if self._owners.get(endpoint_id) != threading.get_ident():
                 return False
-            self._drop(endpoint_id)
-            found = endpoint_id in self._noted
-            self._noted.discard(endpoint_id)
-            return found
+            del self._owners[endpoint_id]
+            return self._pop_note(endpoint_id)
 
-    def _drop(self, endpoint_id: int) -> None:
-        del self._owners[endpoint_id]
+    def _pop_note(self, endpoint_id: int) -> bool:
+        found = endpoint_id in self._noted
+        self._noted.discard(endpoint_id)
+        return found
 
 
 drainers = Drainers()
