@@ -8,6 +8,7 @@ with the converters the compiler chose, so each row is what `.values()` would ha
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Model, QuerySet
@@ -18,7 +19,8 @@ class Prepared:
     def __init__(self, build: Callable[..., QuerySet], *markers: Any) -> None:
         """`build(*markers)` returns a `.values()` queryset filtered on the markers: values no real
         query would bind, each appearing once among the compiled parameters, and each within its
-        column's range (Django drops a comparison with a value no column value could fail)."""
+        column's range (Django drops a comparison with a value no column value could fail). A
+        datetime marker compares with a DateTimeField, and is bound as the backend adapts it."""
         self.build = build
         self.markers = markers
         self.local = threading.local()
@@ -33,6 +35,7 @@ class Prepared:
             params = list(params)
             slots = []
             for marker in self.markers:
+                marker = _adapted(compiler.connection, marker)
                 at = [i for i, param in enumerate(params) if param == marker and not isinstance(param, bool)]
                 if len(at) != 1:
                     raise ValueError(f"marker {marker!r} is bound {len(at)} times, not once")
@@ -56,7 +59,9 @@ class Prepared:
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         bound = [*params]
         for at, value in zip(slots, values, strict=True):
-            bound[at] = type(params[at])(value)  # as the backend wrapped the marker (psycopg: Int8)
+            value = _adapted(compiler.connection, value)
+            kind = type(params[at])  # wrapped as the backend wrapped the marker (psycopg: Int8)
+            bound[at] = value if type(value) is kind else kind(value)
         with compiler.connection.cursor() as cursor:
             cursor.execute(sql, bound)
             found = cursor.fetchall()
@@ -67,6 +72,11 @@ class Prepared:
     def first(self, *values: Any) -> dict[str, Any] | None:
         found = self.rows(*values)
         return found[0] if found else None
+
+
+def _adapted(connection, value: Any) -> Any:
+    """A datetime as the backend binds it to a DateTimeField (SQLite: a naive string)."""
+    return connection.ops.adapt_datetimefield_value(value) if isinstance(value, datetime) else value
 
 
 def columns(model: type[Model], names: tuple[str, ...] | None = None) -> tuple[str, ...]:

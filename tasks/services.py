@@ -275,6 +275,28 @@ def cache_rating(task: Task, rating: Rating | None) -> None:
 # Compiled once per thread: compiling this query cost more than running it.
 LOCKED_ROW = Prepared(locked_rows, -(2**62) + 3, "\x00external id\x00")
 
+ADDRESS_COLUMNS = columns(TaskAddress)
+
+
+def address_rows(task_id: int):
+    return TaskAddress.objects.filter(task_id=task_id).order_by("position").values(*ADDRESS_COLUMNS)
+
+
+# What an update compares the addresses sent with; compiled once per thread, as LOCKED_ROW.
+ADDRESS_ROWS = Prepared(address_rows, -(2**62) + 4)
+
+
+def current_addresses(task: Task) -> list[TaskAddress]:
+    """The task's addresses in order: the ones already loaded, else one compiled query."""
+    loaded = getattr(task, "_prefetched_objects_cache", {}).get("addresses")
+    if loaded is not None:
+        return list(loaded)
+    db = ADDRESS_ROWS.db
+    found = [from_row(TaskAddress, row, db, ADDRESS_COLUMNS) for row in ADDRESS_ROWS.rows(task.pk)]
+    for address in found:
+        TaskAddress.task.field.set_cached_value(address, task)
+    return found
+
 
 def find_for_update(organization: Organization, external_id: str) -> Task | None:
     """The org's live task with this external id, locked, in one query.
@@ -332,7 +354,7 @@ def _apply_fields(task: Task, fields: dict[str, Any]) -> list[str]:
 def _write_addresses(task: Task, changes: TaskChanges, created: bool) -> bool:
     if changes.address is None and changes.additional_addresses is None:
         return False
-    existing = [] if created else list(task.addresses.all())
+    existing = [] if created else current_addresses(task)
     first = next((a for a in existing if a.position == 0), None)
     rows = [first] if first else []
     if changes.address is not None:

@@ -344,3 +344,20 @@ def test_the_events_of_one_change_are_written_in_one_insert_and_their_deliveries
     sent = Delivery.objects.filter(event__in=written)
     assert sent.filter(endpoint=first).count() == 4
     assert list(sent.filter(endpoint=second).values_list("event__type", flat=True)) == ["task.assigned"]
+
+
+def test_an_update_compares_the_addresses_the_orm_reads_through_a_compiled_query(api, org):
+    from tasks import services
+
+    api.put(URL.format("addr"), FULL, format="json")
+    api.put(URL.format("addr"), {"customer_zipcode": "10002"}, format="json")  # read, compared, rewritten
+    assert getattr(services.ADDRESS_ROWS.local, "compiled", None) is not None
+    task = Task.objects.get(external_id="addr")
+    columns = services.ADDRESS_COLUMNS
+    found = [[getattr(a, name) for name in columns] for a in services.current_addresses(task)]
+    assert found == [[getattr(a, name) for name in columns] for a in task.addresses.all()]
+    assert [row[columns.index("position")] for row in found] == [0, 1]
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        loaded = Task.objects.prefetch_related("addresses").get(pk=task.pk)
+        services.current_addresses(loaded)
+    assert len(ctx.captured_queries) == 2  # the task and its prefetch: the loaded addresses are used

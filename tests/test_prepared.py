@@ -61,3 +61,15 @@ def test_a_locking_query_runs_only_inside_a_transaction(org):
         assert locked.rows("r-1") == [{"pk": task.pk}]
     with pytest.raises(TransactionManagementError):
         locked.rows("r-1")
+
+
+def test_a_datetime_marker_is_bound_as_the_backend_binds_a_datetime(org):
+    """SQLite stores naive text in the connection's zone, PostgreSQL timestamptz: the marker and each value alike."""
+    marker = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+    before = Prepared(lambda at: Task.objects.filter(start_datetime__lt=at).order_by("pk").values("pk"), marker)
+    times = [datetime(2026, 5, 4, hour, 30, tzinfo=UTC) for hour in (6, 8, 10)]
+    tasks = [Task.objects.create(organization=org, title=f"T{n}", start_datetime=at) for n, at in enumerate(times)]
+    for at in (times[0], times[1], datetime(2026, 5, 4, 10, 30, 1, tzinfo=UTC), marker):
+        expected = list(Task.objects.filter(start_datetime__lt=at).order_by("pk").values("pk"))
+        assert before.rows(at) == expected
+    assert [row["pk"] for row in before.rows(times[2])] == [tasks[0].pk, tasks[1].pk]

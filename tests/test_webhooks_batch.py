@@ -126,6 +126,33 @@ def test_the_endpoint_task_drains_its_queue_in_batches_of_the_allowance(
 
 
 @pytest.mark.django_db
+def test_a_claim_takes_the_rows_the_orm_finds_due_oldest_first_with_their_events(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    """The claim's compiled reads: the same rows, order and event payloads as the ORM's, leased elsewhere skipped."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 3
+    with django_capture_on_commit_callbacks():
+        queue(org, 6)
+    now = timezone.now()
+    rows = list(Delivery.objects.filter(endpoint=endpoint).order_by("id"))
+    Delivery.objects.filter(pk=rows[0].pk).update(next_attempt_at=now + timedelta(hours=1))  # not due yet
+    Delivery.objects.filter(pk=rows[1].pk).update(locked_until=now + timedelta(minutes=5))  # leased elsewhere
+    Delivery.objects.filter(pk=rows[5].pk).update(next_attempt_at=now - timedelta(hours=1))  # due the longest
+    expected = list(Delivery.objects.due(timezone.now()).filter(endpoint=endpoint).order_by("next_attempt_at", "id"))
+    batch = claim_for_endpoint(endpoint.pk)
+    assert [d.pk for d in batch] == [d.pk for d in expected[:2]] == [rows[5].pk, rows[2].pk]  # 3 slots, 1 leased
+    assert [d.event.payload["data"]["n"] for d in batch] == [5, 2]
+    assert all(d.locked_until > now and d.endpoint == endpoint for d in batch)
+    leased = set(Delivery.objects.in_flight(timezone.now()).filter(endpoint=endpoint).values_list("pk", flat=True))
+    assert leased == {rows[1].pk, rows[5].pk, rows[2].pk}
+    assert claim_for_endpoint(endpoint.pk) == []  # no free slot until the batch is recorded
+
+
+@pytest.mark.django_db
 def test_a_slow_answer_holds_up_its_own_slot_only(
     org, endpoint, receiver, settings, django_capture_on_commit_callbacks
 ):

@@ -143,10 +143,13 @@ class Event(models.Model):
 
 
 class DeliveryQuerySet(models.QuerySet):
-    def due(self, now: datetime) -> "DeliveryQuerySet":
-        """Waiting for an attempt that is due, and not leased by a worker right now."""
+    def due(self, now: datetime, lease_ended_by: datetime | None = None) -> "DeliveryQuerySet":
+        """Waiting for an attempt that is due, and not leased by a worker right now.
+
+        `lease_ended_by` is `now` unless given: a compiled query binds each of its values once.
+        """
         return self.filter(status__in=Delivery.RETRYING, next_attempt_at__lte=now).filter(
-            Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+            Q(locked_until__isnull=True) | Q(locked_until__lt=now if lease_ended_by is None else lease_ended_by)
         )
 
     def in_flight(self, now: datetime) -> "DeliveryQuerySet":
