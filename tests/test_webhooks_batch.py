@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from tests.celery_broker import own_broker, queued
+from webhooks import delivery as delivery_module
 from webhooks import services
 from webhooks.delivery import attempt_batch, claim_for_endpoint, deliver_due
 from webhooks.models import Attempt, Delivery
@@ -150,6 +151,35 @@ def test_a_claim_takes_the_rows_the_orm_finds_due_oldest_first_with_their_events
     leased = set(Delivery.objects.in_flight(timezone.now()).filter(endpoint=endpoint).values_list("pk", flat=True))
     assert leased == {rows[1].pk, rows[5].pk, rows[2].pk}
     assert claim_for_endpoint(endpoint.pk) == []  # no free slot until the batch is recorded
+
+
+@pytest.mark.django_db
+def test_the_slots_of_answered_deliveries_are_claimed_again_before_those_are_recorded(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    """A drain claims first and records after, so the record's writes overlap the new requests."""
+    from webhooks.delivery import _claim_for_endpoint, drain_endpoint
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT, settings.WEBHOOK_SEND_THREADS = 3, 4
+    with django_capture_on_commit_callbacks():
+        queue(org, 8)
+    first, _ = _claim_for_endpoint(endpoint.pk)
+    assert _claim_for_endpoint(endpoint.pk) == ([], False)  # three leased: no room
+    again, full = _claim_for_endpoint(endpoint.pk, answered=2)  # two of them have answered
+    assert len(again) == 2
+    assert full
+    assert {d.pk for d in first}.isdisjoint(d.pk for d in again)
+    Delivery.objects.filter(pk__in=[d.pk for d in [*first, *again]]).update(locked_until=None)
+
+    order = []
+    claim, finish = _claim_for_endpoint, delivery_module._finish
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(delivery_module, "_claim_for_endpoint", lambda *a, **k: order.append("claim") or claim(*a, **k))
+        patch.setattr(delivery_module, "_finish", lambda *a: order.append("record") or finish(*a))
+        assert drain_endpoint(endpoint.pk, limit=100) == 8
+    assert order.index("record") > order.index("claim", 1)  # the first answers are recorded after a new claim
+    assert len(receiver.wait_for(8)) == 8
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.Status.SUCCEEDED, 1)}
 
 
 @pytest.mark.django_db

@@ -84,8 +84,12 @@ def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
     return _claim_for_endpoint(endpoint_id)[0]
 
 
-def _claim_for_endpoint(endpoint_id: int) -> tuple[list[Delivery], bool]:
-    """The claimed batch, and whether it filled the free slots (so more may be due)."""
+def _claim_for_endpoint(endpoint_id: int, answered: int = 0) -> tuple[list[Delivery], bool]:
+    """The claimed batch, and whether it filled the free slots (so more may be due).
+
+    `answered`: deliveries this caller leased whose requests have answered but are not recorded
+    yet. Their leases count them in flight; their slots are free.
+    """
     now = timezone.now()
     with transaction.atomic():
         # Only the endpoint's row: its default ordering joins the organization, which must stay unlocked.
@@ -94,7 +98,7 @@ def _claim_for_endpoint(endpoint_id: int) -> tuple[list[Delivery], bool]:
         if endpoint is None or endpoint.rate_limit is not None:
             return [], False
         busy = IN_FLIGHT.first(endpoint_id, now)
-        room = endpoint_allowance(endpoint) - (busy["n"] if busy else 0)
+        room = endpoint_allowance(endpoint) - (busy["n"] if busy else 0) + answered
         if room <= 0:
             return [], False
         due = due_batch(room)
@@ -352,20 +356,24 @@ def drain_endpoint(endpoint_id: int, limit: int) -> int:
 
 def _drain(endpoint_id: int, limit: int) -> int:
     pending: dict[Future, tuple[Delivery, float]] = {}
+    answered: list[tuple[Delivery, tuple[Attempt, http.Response]]] = []
     sent, more = 0, True
     while True:
         if sent < limit and (more or drainers.noted(endpoint_id)):
-            batch, more = _claim_for_endpoint(endpoint_id)
+            # The answered ones still hold their leases until recorded, but their requests are over:
+            # their slots are claimed again first, and they are recorded while the new requests are out.
+            batch, more = _claim_for_endpoint(endpoint_id, answered=len(answered))
             sent += len(batch)
             if batch and not batch[0].endpoint.enabled:
                 _bury(batch, "Not sent: the endpoint is disabled.")
             else:
                 started = time.monotonic()
                 pending.update((send_pool().submit(_send, delivery), (delivery, started)) for delivery in batch)
+        if answered:
+            _finish([delivery for delivery, _ in answered], [outcome for _, outcome in answered])
+            answered = []
         if pending:
-            done = _answered(pending)
-            finished = [pending.pop(future)[0] for future in done]
-            _finish(finished, [future.result() for future in done])
+            answered = [(pending.pop(future)[0], future.result()) for future in _answered(pending)]
         elif sent >= limit:
             if more:
                 enqueue_drains([endpoint_id])
