@@ -361,6 +361,24 @@ def test_the_sweeper_hands_an_endpoints_backlog_to_a_drain_instead_of_its_next_p
 
 @pytest.mark.django_db
 @pytest.mark.requires_redis
+def test_a_sweep_that_locked_a_busy_endpoints_rows_hands_them_to_a_drain(
+    org, endpoint, receiver, broker, settings, django_capture_on_commit_callbacks
+):
+    """A drain that claimed while the sweep held those rows locked found fewer than its free slots and ended."""
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 2
+    with django_capture_on_commit_callbacks():
+        queue(org, 5)
+    held = claim_for_endpoint(endpoint.pk)  # the drain's slots are all in flight
+    assert deliver_due() == 0  # nothing for the sweep to take, but it locked the other three a moment
+    assert queued(broker, "webhooks") == [("webhooks.tasks.deliver_endpoint", (endpoint.pk,))]
+    attempt_batch(held)
+    deliver_endpoint(endpoint.pk)  # what the worker runs for that message
+    assert len(receiver.wait_for(5)) == 5
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.django_db
+@pytest.mark.requires_redis
 def test_a_sweep_that_took_everything_due_enqueues_nothing(org, endpoint, receiver, broker):
     queue(org, 2)
     assert deliver_due() == 2

@@ -48,6 +48,16 @@ def claim(delivery_id: int) -> Delivery | None:
 
 def claim_due(limit: int) -> list[Delivery]:
     """Lease up to `limit` due deliveries, at most the in-flight allowance of each endpoint."""
+    return _claim_due(limit)[0]
+
+
+def _claim_due(limit: int) -> tuple[list[Delivery], set[int]]:
+    """The leased deliveries, and the endpoints whose due deliveries this claim locked but left.
+
+    The candidates stay locked until the claim commits, and an endpoint's drain skips locked rows:
+    one that claimed meanwhile found fewer than its free slots, took that for everything due, and
+    may have ended. Those endpoints need a drain again.
+    """
     now = timezone.now()
     with transaction.atomic():
         candidates = list(
@@ -70,7 +80,8 @@ def claim_due(limit: int) -> list[Delivery]:
                 busy[delivery.endpoint_id] += 1
                 chosen.append(delivery)
         Delivery.objects.filter(pk__in=[d.pk for d in chosen]).update(locked_until=now + lease_length())
-    return list(Delivery.objects.select_related("event", "endpoint").filter(pk__in=[d.pk for d in chosen]))
+    left = {d.endpoint_id for d in candidates} - {d.endpoint_id for d in chosen}
+    return list(Delivery.objects.select_related("event", "endpoint").filter(pk__in=[d.pk for d in chosen])), left
 
 
 def claim_for_endpoint(endpoint_id: int) -> list[Delivery]:
@@ -183,7 +194,9 @@ def release(delivery: Delivery) -> None:
 
 def deliver_due(limit: int | None = None) -> int:
     """The sweeper's pass: claim due deliveries and attempt them, one batch per endpoint, batches in parallel."""
-    deliveries = claim_due(limit or settings.WEBHOOK_SWEEP_BATCH)
+    deliveries, left = _claim_due(limit or settings.WEBHOOK_SWEEP_BATCH)
+    if left:
+        hand_on_backlogs(left)
     if not deliveries:
         return 0
     batches: dict[int, list[Delivery]] = {}
