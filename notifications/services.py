@@ -85,18 +85,24 @@ def plan_change(task: Task, events: list[tuple[str, Iterable[int] | None]]) -> l
     lock (or by a journal entry it has just written), so no row can hold these keys yet: they are
     inserted without the conflict check and read-back that plan() needs.
     """
-    rows = [row for event, crew_ids in events for row in _rows(task, event, None, crew_ids)]
+    contexts: dict = {}  # the task's names, built once for all the events
+    rows = [row for event, crew_ids in events for row in _rows(task, event, None, crew_ids, contexts)]
     return write(task.organization, rows, fresh=True)
 
 
-def _rows(task: Task, event: str, occurrence: str | int | None, crew_ids: Iterable[int] | None) -> list[Notification]:
+def _rows(
+    task: Task, event: str, occurrence: str | int | None, crew_ids: Iterable[int] | None, contexts: dict | None = None
+) -> list[Notification]:
     if event not in EVENTS or task.is_deleted:
         return []
     rules = rules_for(task, event)
     if not rules:
         return []
     organization = task.organization
-    context = task_context(task, organization)
+    contexts = {} if contexts is None else contexts
+    if "task" not in contexts:
+        contexts["task"] = task_context(task, organization)
+    context = contexts["task"]
     occurrence = str(occurrence if occurrence is not None else occurrence_of(task, event))
     crew = set(crew_ids) if crew_ids is not None else None
     rows = []

@@ -296,6 +296,17 @@ class Task(OrgOwned):
     def __str__(self) -> str:
         return self.title or self.external_id or str(self.identifier)
 
+    def get_status_display(self) -> str:
+        """The status's label in the active language, or the value itself if it is none of StatusType's.
+
+        Django's own builds a dict of every choice, made hashable, on each call; a change's
+        messages and the admin's changelist ask for it once or more per task.
+        """
+        try:
+            return str(StatusType(self.status).label)
+        except ValueError:
+            return str(self.status)
+
     @property
     def coarse_status(self) -> str:
         if self.deleted_at is not None:

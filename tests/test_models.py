@@ -91,3 +91,17 @@ def test_duplicate_external_ref_per_organization_is_refused(org, other_org, make
     make(other_org, "ref-1")  # another organization may use the same reference
     with pytest.raises(IntegrityError), transaction.atomic():
         make(org, "ref-1")
+
+
+def test_a_tasks_status_label_is_the_one_django_gives_and_an_unknown_value_shows_as_itself():
+    from django.utils import translation
+
+    assert "get_status_display" in Task.__dict__  # not Django's, which builds a dict of every choice per call
+    task = Task()
+    generic = Task._get_FIELD_display
+    with translation.override("de"):
+        for status in StatusType:
+            task.status = status
+            assert task.get_status_display() == generic(task, Task._meta.get_field("status"))
+    task.status = "LEGACY"
+    assert task.get_status_display() == "LEGACY" == generic(task, Task._meta.get_field("status"))

@@ -124,6 +124,17 @@ def test_newly_assigned_crew_hear_about_it_and_crew_already_assigned_do_not(org,
     assert "at 1 Main St, New York" in sms.body
 
 
+def test_a_change_that_plans_several_events_builds_the_tasks_names_once(org, task, no_quiet_hours, monkeypatch):
+    from notifications import rendering
+
+    built = []
+    monkeypatch.setattr(services, "task_context", lambda *a: built.append(a) or rendering.task_context(*a))
+    task.status = StatusType.ENROUTE
+    planned = services.plan_change(task, [("created", None), ("status:ENROUTE", None)])
+    assert {row.event for row in planned} == {"created", "status:ENROUTE"}
+    assert len(built) == 1
+
+
 def test_a_template_that_fails_to_render_is_recorded_as_failed_not_raised(org, task, no_quiet_hours):
     rule = services.default_set_for(org).rules.get(event="created", channel="sms")
     TemplateRule.objects.filter(pk=rule.pk).update(body="{% if %}")
