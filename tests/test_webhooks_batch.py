@@ -183,6 +183,36 @@ def test_the_slots_of_answered_deliveries_are_claimed_again_before_those_are_rec
 
 
 @pytest.mark.django_db
+def test_answered_deliveries_are_recorded_even_when_the_next_claim_fails(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    """Else their leases would end unrecorded, and they would be sent a second time."""
+    from django.db import OperationalError
+
+    from webhooks.delivery import drain_endpoint
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT, settings.WEBHOOK_SEND_THREADS = 2, 4
+    with django_capture_on_commit_callbacks():
+        queue(org, 4)
+    claim, claims = delivery_module._claim_for_endpoint, []
+
+    def failing_second(*args, **kwargs):
+        claims.append(kwargs.get("answered", 0))
+        if len(claims) == 2:
+            raise OperationalError("the database went away")
+        return claim(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(delivery_module, "_claim_for_endpoint", failing_second)
+        with pytest.raises(OperationalError):
+            drain_endpoint(endpoint.pk, limit=100)
+    assert claims == [0, 2]  # the second claim came with the first two answered
+    done = Delivery.objects.filter(status=Delivery.Status.SUCCEEDED, attempts=1, locked_until__isnull=True)
+    assert done.count() == 2
+    assert Delivery.objects.filter(status=Delivery.Status.PENDING, attempts=0).count() == 2
+
+
+@pytest.mark.django_db
 def test_a_slow_answer_holds_up_its_own_slot_only(
     org, endpoint, receiver, settings, django_capture_on_commit_callbacks
 ):

@@ -154,6 +154,9 @@ _due_batches: dict[int, Prepared] = {}
 
 def due_batch(size: int) -> Prepared:
     """The endpoint's oldest `size` due deliveries with their events, locked, skipping those locked elsewhere."""
+    found = _due_batches.get(size)
+    if found is not None:
+        return found
 
     def build(endpoint_id: int, now: datetime, lease_ended_by: datetime):
         return (
@@ -375,16 +378,19 @@ def _drain(endpoint_id: int, limit: int) -> int:
         if sent < limit and (more or drainers.noted(endpoint_id)):
             # The answered ones still hold their leases until recorded, but their requests are over:
             # their slots are claimed again first, and they are recorded while the new requests are out.
-            batch, more = _claim_for_endpoint(endpoint_id, answered=len(answered))
+            try:
+                batch, more = _claim_for_endpoint(endpoint_id, answered=len(answered))
+            except Exception:
+                _finish_answered(answered)  # recorded, not sent again when their leases end
+                raise
             sent += len(batch)
             if batch and not batch[0].endpoint.enabled:
                 _bury(batch, "Not sent: the endpoint is disabled.")
             else:
                 started = time.monotonic()
                 pending.update((send_pool().submit(_send, delivery), (delivery, started)) for delivery in batch)
-        if answered:
-            _finish([delivery for delivery, _ in answered], [outcome for _, outcome in answered])
-            answered = []
+        _finish_answered(answered)
+        answered = []
         if pending:
             answered = [(pending.pop(future)[0], future.result()) for future in _answered(pending)]
         elif sent >= limit:
@@ -395,6 +401,11 @@ def _drain(endpoint_id: int, limit: int) -> int:
             return sent
         else:
             more = True
+
+
+def _finish_answered(answered: list[tuple[Delivery, tuple[Attempt, http.Response]]]) -> None:
+    if answered:
+        _finish([delivery for delivery, _ in answered], [outcome for _, outcome in answered])
 
 
 SLIDE_AFTER = 0.02  # seconds: requests out longer than this get their slots claimed again as they free up
