@@ -2,8 +2,9 @@
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import transaction
@@ -85,13 +86,17 @@ def plan_change(task: Task, events: list[tuple[str, Iterable[int] | None]]) -> l
     lock (or by a journal entry it has just written), so no row can hold these keys yet: they are
     inserted without the conflict check and read-back that plan() needs.
     """
-    contexts: dict = {}  # the task's names, built once for all the events
-    rows = [row for event, crew_ids in events for row in _rows(task, event, None, crew_ids, contexts)]
+    names = cache(lambda: task_context(task, task.organization))  # built once, for the first event with rules
+    rows = [row for event, crew_ids in events for row in _rows(task, event, None, crew_ids, names)]
     return write(task.organization, rows, fresh=True)
 
 
 def _rows(
-    task: Task, event: str, occurrence: str | int | None, crew_ids: Iterable[int] | None, contexts: dict | None = None
+    task: Task,
+    event: str,
+    occurrence: str | int | None,
+    crew_ids: Iterable[int] | None,
+    names: Callable[[], dict[str, Any]] | None = None,
 ) -> list[Notification]:
     if event not in EVENTS or task.is_deleted:
         return []
@@ -99,10 +104,7 @@ def _rows(
     if not rules:
         return []
     organization = task.organization
-    contexts = {} if contexts is None else contexts
-    if "task" not in contexts:
-        contexts["task"] = task_context(task, organization)
-    context = contexts["task"]
+    context = names() if names is not None else task_context(task, organization)
     occurrence = str(occurrence if occurrence is not None else occurrence_of(task, event))
     crew = set(crew_ids) if crew_ids is not None else None
     rows = []
