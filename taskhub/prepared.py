@@ -1,9 +1,10 @@
-"""Queries compiled once: for hot reads whose SQL is the same every time but for a few values.
+"""Queries compiled once: for hot reads and deletes whose SQL is the same every time but for a few values.
 
 Compiling a queryset into SQL can cost more than running it, when the query joins and annotates
 and its rows come from an index. `Prepared` compiles its queryset once per thread (a compiler is
 bound to its thread's connection), binds new values in place of markers, and converts the rows
 with the converters the compiler chose, so each row is what `.values()` would have returned.
+`PreparedDelete` does the same for the DELETE the queryset's `delete()` would run.
 """
 
 import threading
@@ -11,7 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, QuerySet, sql
+from django.db.models.deletion import Collector
 from django.db.transaction import TransactionManagementError
 
 
@@ -33,13 +35,7 @@ class Prepared:
             compiler = query.get_compiler(queryset.db)
             sql, params = compiler.as_sql()
             params = list(params)
-            slots = []
-            for marker in self.markers:
-                marker = _adapted(compiler.connection, marker)
-                at = [i for i, param in enumerate(params) if param == marker and not isinstance(param, bool)]
-                if len(at) != 1:
-                    raise ValueError(f"marker {marker!r} is bound {len(at)} times, not once")
-                slots.append(at[0])
+            slots = _slots(compiler.connection, params, self.markers)
             names = [*query.extra_select, *query.values_select, *query.annotation_select]
             fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
             if compiler.has_composite_fields(fields):
@@ -57,13 +53,8 @@ class Prepared:
         compiler, sql, params, slots, names, converters = self.compiled()
         if compiler.query.select_for_update and compiler.connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        bound = [*params]
-        for at, value in zip(slots, values, strict=True):
-            value = _adapted(compiler.connection, value)
-            kind = type(params[at])  # wrapped as the backend wrapped the marker (psycopg: Int8)
-            bound[at] = value if type(value) is kind else kind(value)
         with compiler.connection.cursor() as cursor:
-            cursor.execute(sql, bound)
+            cursor.execute(sql, _bound(compiler.connection, params, slots, values))
             found = cursor.fetchall()
         if converters:
             found = compiler.apply_converters(found, converters)
@@ -72,6 +63,65 @@ class Prepared:
     def first(self, *values: Any) -> dict[str, Any] | None:
         found = self.rows(*values)
         return found[0] if found else None
+
+
+class PreparedDelete:
+    """A DELETE compiled once per thread from a queryset filtered on markers, as `Prepared` compiles reads.
+
+    Only for rows the ORM would delete with one plain DELETE too: no signal receivers, nothing
+    that refers to them (checked when it is compiled), as `QuerySet.delete()`'s fast path.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet], *markers: Any) -> None:
+        self.build = build
+        self.markers = markers
+        self.local = threading.local()
+
+    def compiled(self) -> tuple:
+        found = getattr(self.local, "compiled", None)
+        if found is None:
+            queryset = self.build(*self.markers)
+            if not Collector(using=queryset.db, origin=queryset).can_fast_delete(queryset):
+                raise ValueError(f"{queryset.model.__name__} rows need the ORM's delete (signals or relations)")
+            query = queryset.query.chain(sql.DeleteQuery)  # as QuerySet._raw_delete compiles it
+            compiler = query.get_compiler(queryset.db)
+            statement, params = compiler.as_sql()
+            params = list(params)
+            found = self.local.compiled = (
+                compiler.connection,
+                statement,
+                params,
+                _slots(compiler.connection, params, self.markers),
+            )
+        return found
+
+    def run(self, *values: Any) -> int:
+        """Delete the rows `values` (in the order of the markers) select; how many there were."""
+        connection, statement, params, slots = self.compiled()
+        with connection.cursor() as cursor:
+            cursor.execute(statement, _bound(connection, params, slots, values))
+            return cursor.rowcount
+
+
+def _slots(connection, params: list, markers: tuple) -> list[int]:
+    """Where each marker is bound among the compiled parameters: exactly once each."""
+    slots = []
+    for marker in markers:
+        marker = _adapted(connection, marker)
+        at = [i for i, param in enumerate(params) if param == marker and not isinstance(param, bool)]
+        if len(at) != 1:
+            raise ValueError(f"marker {marker!r} is bound {len(at)} times, not once")
+        slots.append(at[0])
+    return slots
+
+
+def _bound(connection, params: list, slots: list[int], values: tuple) -> list:
+    bound = [*params]
+    for at, value in zip(slots, values, strict=True):
+        value = _adapted(connection, value)
+        kind = type(params[at])  # wrapped as the backend wrapped the marker (psycopg: Int8)
+        bound[at] = value if type(value) is kind else kind(value)
+    return bound
 
 
 def _adapted(connection, value: Any) -> Any:

@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Model, OuterRef, StringAgg, Subquery, Value
+from django.db.models import CharField, Model, OuterRef, QuerySet, StringAgg, Subquery, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from taskhub.errors import Conflict, ValidationFailed
 from taskhub.inserting import insert_all
 from taskhub.models import Organization
-from taskhub.prepared import Prepared, columns, from_row
+from taskhub.prepared import Prepared, PreparedDelete, columns, from_row
 
 from . import events
 from .attachments import attach_to_status
@@ -282,8 +282,29 @@ def address_rows(task_id: int):
     return TaskAddress.objects.filter(task_id=task_id).order_by("position").values(*ADDRESS_COLUMNS)
 
 
-# What an update compares the addresses sent with; compiled once per thread, as LOCKED_ROW.
-ADDRESS_ROWS = Prepared(address_rows, -(2**62) + 4)
+# What an update compares the addresses sent with, and how it removes them; compiled once per thread, as LOCKED_ROW.
+TASK_MARK = -(2**62) + 4
+ADDRESS_ROWS = Prepared(address_rows, TASK_MARK)
+ADDRESSES_OF = PreparedDelete(lambda task_id: TaskAddress.objects.filter(task_id=task_id), TASK_MARK)
+MEMBER_MARK, MAX_PREPARED_MEMBERS = -(2**62) + 100, 20
+_member_deletes: dict[tuple, PreparedDelete] = {}
+
+
+def _delete_members(through: type[Model], column: str, task_id: int, ids: set[int]) -> None:
+    """Remove these members of the task: one compiled DELETE per thread and count (the ORM's above 20)."""
+    if len(ids) > MAX_PREPARED_MEMBERS:
+        through.objects.filter(task_id=task_id, **{f"{column}__in": ids}).delete()
+        return
+    key = (through, column, len(ids))
+    found = _member_deletes.get(key)
+    if found is None:
+
+        def build(task: int, *members: int) -> QuerySet:
+            return through.objects.filter(task_id=task, **{f"{column}__in": members})
+
+        marks = [MEMBER_MARK + n for n in range(len(ids))]
+        found = _member_deletes.setdefault(key, PreparedDelete(build, TASK_MARK, *marks))
+    found.run(task_id, *sorted(ids))
 
 
 def current_addresses(task: Task) -> list[TaskAddress]:
@@ -370,7 +391,7 @@ def _write_addresses(task: Task, changes: TaskChanges, created: bool) -> bool:
         task.__dict__.setdefault("_prefetched_objects_cache", {})["addresses"] = existing
         return False
     if existing:
-        task.addresses.all().delete()
+        ADDRESSES_OF.run(task.pk)
     for row in rows:
         row.pk = None
     insert_all(rows)
@@ -391,7 +412,7 @@ def _write_members(task: Task, relation: str, wanted: list | None, created: bool
     target = {obj.pk for obj in wanted}
     added, removed = target - current, current - target
     if removed:
-        through.objects.filter(task_id=task.pk, **{f"{column}__in": removed}).delete()
+        _delete_members(through, column, task.pk, removed)
     if added:
         insert_all([through(task_id=task.pk, **{column: pk}) for pk in sorted(added)])
     task.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = list(wanted)

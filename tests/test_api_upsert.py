@@ -83,6 +83,10 @@ def test_entity_ids_replace_the_crew(api, org):
     api.put(URL.format("ord-1"), FULL, format="json")
     body = api.put(URL.format("ord-1"), {"entity_ids": [crew.pk]}, format="json").json()
     assert body["entity_ids"] == [crew.pk]
+    assert list(Task.objects.get(external_id="ord-1").assignees.all()) == [crew]
+    from tasks import services
+
+    assert (Task.assignees.through, "person_id", 2) in services._member_deletes  # the two removed, one DELETE
 
 
 def test_customer_address_fields_merge_into_the_first_address(api, org):
@@ -352,6 +356,7 @@ def test_an_update_compares_the_addresses_the_orm_reads_through_a_compiled_query
     api.put(URL.format("addr"), FULL, format="json")
     api.put(URL.format("addr"), {"customer_zipcode": "10002"}, format="json")  # read, compared, rewritten
     assert getattr(services.ADDRESS_ROWS.local, "compiled", None) is not None
+    assert getattr(services.ADDRESSES_OF.local, "compiled", None) is not None  # the old ones removed, compiled
     task = Task.objects.get(external_id="addr")
     columns = services.ADDRESS_COLUMNS
     found = [[getattr(a, name) for name in columns] for a in services.current_addresses(task)]

@@ -73,3 +73,19 @@ def test_a_datetime_marker_is_bound_as_the_backend_binds_a_datetime(org):
         expected = list(Task.objects.filter(start_datetime__lt=at).order_by("pk").values("pk"))
         assert before.rows(at) == expected
     assert [row["pk"] for row in before.rows(times[2])] == [tasks[0].pk, tasks[1].pk]
+
+
+def test_a_compiled_delete_removes_what_the_querysets_delete_would_and_refuses_rows_others_refer_to(org):
+    from taskhub.prepared import PreparedDelete
+
+    tasks = [Task.objects.create(organization=org, title=f"T{n}") for n in range(2)]
+    for task in tasks:
+        TaskAddress.objects.bulk_create([TaskAddress(task=task, position=p) for p in range(3)])
+    of_task = PreparedDelete(lambda task_id: TaskAddress.objects.filter(task_id=task_id), MARK_VERSION)
+    assert of_task.run(tasks[0].pk) == 3
+    assert of_task.run(tasks[0].pk) == 0
+    assert set(TaskAddress.objects.values_list("task_id", flat=True)) == {tasks[1].pk}
+    refused = PreparedDelete(lambda pk: Task.objects.filter(pk=pk), MARK_VERSION)  # addresses refer to tasks
+    with pytest.raises(ValueError, match="need the ORM's delete"):
+        refused.run(tasks[1].pk)
+    assert TaskAddress.objects.count() == 3
