@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from taskhub.inserting import insert_all
 from taskhub.models import Organization
+from taskhub.updating import save_fields
 
 from .models import Group, Person, Resource, Task
 from .references import people_sent, resolve_many, resolve_one, upsert_by_external, upsert_resources
@@ -64,7 +65,7 @@ def _customer(
     for k in changed:
         setattr(person, k, values[k])
     if changed:
-        person.save(update_fields=changed)
+        save_fields(person, changed)
     return person
 
 

@@ -14,6 +14,7 @@ from taskhub.errors import Conflict, ValidationFailed
 from taskhub.inserting import insert_all
 from taskhub.models import Organization
 from taskhub.prepared import Prepared, PreparedDelete, columns, from_row
+from taskhub.updating import save_fields
 
 from . import events
 from .attachments import attach_to_status
@@ -482,7 +483,7 @@ def _apply_changes(task: Task, changes: TaskChanges, *, created: bool) -> Upsert
     elif changed:
         task.version += 1
         # Only the columns the change set: the rest of the row is what the lock read.
-        task.save(update_fields=[*(name for name in changed if name not in MEMBER_FIELDS), "version", "updated_at"])
+        save_fields(task, [*(name for name in changed if name not in MEMBER_FIELDS), "version", "updated_at"])
     if created or changed:
         events.task_changed(
             task, created=created, changed=changed, crew_added=crew_added, crew_removed=crew_removed,
