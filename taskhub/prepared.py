@@ -33,7 +33,7 @@ class Prepared:
             queryset = self.build(*self.markers)
             query = queryset.query
             compiler = query.get_compiler(queryset.db)
-            sql, params = compiler.as_sql()
+            statement, params = compiler.as_sql()
             params = list(params)
             slots = _slots(compiler.connection, params, self.markers)
             names = [*query.extra_select, *query.values_select, *query.annotation_select]
@@ -41,7 +41,7 @@ class Prepared:
             if compiler.has_composite_fields(fields):
                 raise ValueError("composite fields are not supported")
             converters = compiler.get_converters(fields)
-            found = self.local.compiled = (compiler, sql, params, slots, names, converters)
+            found = self.local.compiled = (compiler, statement, params, slots, names, converters)
         return found
 
     @property
@@ -50,11 +50,11 @@ class Prepared:
 
     def rows(self, *values: Any) -> list[dict[str, Any]]:
         """The rows for `values` (in the order of the markers), as `.values()` would give them."""
-        compiler, sql, params, slots, names, converters = self.compiled()
+        compiler, statement, params, slots, names, converters = self.compiled()
         if compiler.query.select_for_update and compiler.connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         with compiler.connection.cursor() as cursor:
-            cursor.execute(sql, _bound(compiler.connection, params, slots, values))
+            cursor.execute(statement, _bound(compiler.connection, params, slots, values))
             found = cursor.fetchall()
         if converters:
             found = compiler.apply_converters(found, converters)
