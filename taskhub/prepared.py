@@ -17,12 +17,12 @@ from django.db.models.deletion import Collector
 from django.db.transaction import TransactionManagementError
 
 
-class Prepared:
+class _CompiledOnce:
     def __init__(self, build: Callable[..., QuerySet], *markers: Any) -> None:
-        """`build(*markers)` returns a `.values()` queryset filtered on the markers: values no real
-        query would bind, each appearing once among the compiled parameters, and each within its
-        column's range (Django drops a comparison with a value no column value could fail). A
-        datetime marker compares with a DateTimeField, and is bound as the backend adapts it."""
+        """`build(*markers)` returns a queryset filtered on the markers: values no real query would
+        bind, each appearing once among the compiled parameters, and each within its column's
+        range (Django drops a comparison with a value no column value could fail). A datetime
+        marker compares with a DateTimeField, and is bound as the backend adapts it."""
         self.build = build
         self.markers = markers
         self.local = threading.local()
@@ -30,19 +30,28 @@ class Prepared:
     def compiled(self) -> tuple:
         found = getattr(self.local, "compiled", None)
         if found is None:
-            queryset = self.build(*self.markers)
-            query = queryset.query
-            compiler = query.get_compiler(queryset.db)
-            statement, params = compiler.as_sql()
-            params = list(params)
-            slots = _slots(compiler.connection, params, self.markers)
-            names = [*query.extra_select, *query.values_select, *query.annotation_select]
-            fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
-            if compiler.has_composite_fields(fields):
-                raise ValueError("composite fields are not supported")
-            converters = compiler.get_converters(fields)
-            found = self.local.compiled = (compiler, statement, params, slots, names, converters)
+            found = self.local.compiled = self._compile(self.build(*self.markers))
         return found
+
+    def _compile(self, queryset: QuerySet) -> tuple:
+        raise NotImplementedError
+
+
+class Prepared(_CompiledOnce):
+    """A `.values()` read compiled once per thread; its rows are what the queryset would give."""
+
+    def _compile(self, queryset: QuerySet) -> tuple:
+        query = queryset.query
+        compiler = query.get_compiler(queryset.db)
+        statement, params = compiler.as_sql()
+        params = list(params)
+        slots = _slots(compiler.connection, params, self.markers)
+        names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
+        if compiler.has_composite_fields(fields):
+            raise ValueError("composite fields are not supported")
+        converters = compiler.get_converters(fields)
+        return compiler, statement, params, slots, names, converters
 
     @property
     def db(self) -> str:
@@ -65,35 +74,20 @@ class Prepared:
         return found[0] if found else None
 
 
-class PreparedDelete:
+class PreparedDelete(_CompiledOnce):
     """A DELETE compiled once per thread from a queryset filtered on markers, as `Prepared` compiles reads.
 
     Only for rows the ORM would delete with one plain DELETE too: no signal receivers, nothing
     that refers to them (checked when it is compiled), as `QuerySet.delete()`'s fast path.
     """
 
-    def __init__(self, build: Callable[..., QuerySet], *markers: Any) -> None:
-        self.build = build
-        self.markers = markers
-        self.local = threading.local()
-
-    def compiled(self) -> tuple:
-        found = getattr(self.local, "compiled", None)
-        if found is None:
-            queryset = self.build(*self.markers)
-            if not Collector(using=queryset.db, origin=queryset).can_fast_delete(queryset):
-                raise ValueError(f"{queryset.model.__name__} rows need the ORM's delete (signals or relations)")
-            query = queryset.query.chain(sql.DeleteQuery)  # as QuerySet._raw_delete compiles it
-            compiler = query.get_compiler(queryset.db)
-            statement, params = compiler.as_sql()
-            params = list(params)
-            found = self.local.compiled = (
-                compiler.connection,
-                statement,
-                params,
-                _slots(compiler.connection, params, self.markers),
-            )
-        return found
+    def _compile(self, queryset: QuerySet) -> tuple:
+        if not Collector(using=queryset.db, origin=queryset).can_fast_delete(queryset):
+            raise ValueError(f"{queryset.model.__name__} rows need the ORM's delete (signals or relations)")
+        compiler = queryset.query.chain(sql.DeleteQuery).get_compiler(queryset.db)  # as QuerySet._raw_delete
+        statement, params = compiler.as_sql()
+        params = list(params)
+        return compiler.connection, statement, params, _slots(compiler.connection, params, self.markers)
 
     def run(self, *values: Any) -> int:
         """Delete the rows `values` (in the order of the markers) select; how many there were."""
