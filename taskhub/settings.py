@@ -106,6 +106,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_PREPARED_STATEMENTS", True
+):
+    # The server binds the parameters, so psycopg can prepare a statement a connection has run five
+    # times: PostgreSQL then parses it once per connection and can reuse its plan, which for the
+    # tracker's and the upsert's statements costs more than running them (docs/performance.md).
+    # Behind a pooler in transaction mode that cannot keep prepared statements, set it to 0.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache and Celery ----------------------------------------------------------------

@@ -89,3 +89,22 @@ def test_a_compiled_delete_removes_what_the_querysets_delete_would_and_refuses_r
     with pytest.raises(ValueError, match="need the ORM's delete"):
         refused.run(tasks[1].pk)
     assert TaskAddress.objects.count() == 3
+
+
+@pytest.mark.requires_postgres
+def test_a_statement_run_often_on_a_connection_is_prepared_in_the_server(org):
+    """Server-side binding with a prepare threshold: PostgreSQL parses and plans the tracker's read
+    once per connection (DATABASE_PREPARED_STATEMENTS)."""
+    from django.db import connection
+
+    from tasks.tracker import tracker_task
+
+    task = Task.objects.create(organization=org, external_id="p-1", title="Prepared")
+    for _ in range(6):  # psycopg prepares on the run after its fifth
+        assert tracker_task(task.url_safe_id).pk == task.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s AND statement LIKE %s",
+            ["%first_address%", '%"tasks_task"."url_safe_id" = $%'],
+        )
+        assert cursor.fetchone()[0] == 1

@@ -135,3 +135,19 @@ def test_make_run_starts_web_worker_and_beat(process):
     procfile = (ROOT / "Procfile.dev").read_text()
 
     assert re.search(rf"^{process}: ", procfile, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "True 5"), ("0", "None None")])
+def test_postgresql_connections_prepare_statements_unless_turned_off(tmp_path, value, expected):
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://taskhub@127.0.0.1:5432/taskhub"}
+    if value is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = value
+    code = (
+        "from django.conf import settings; o = settings.DATABASES['default'].get('OPTIONS', {}); "
+        "print(o.get('server_side_binding'), o.get('prepare_threshold'))"
+    )
+
+    result = run_manage("shell", "-c", code, env=env, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split("\n")[-2] == expected
