@@ -4,6 +4,7 @@ A tracker link is the only credential: an unknown, rotated or deleted token is a
 nothing more, and a finished task's page is gone (410) TRACKER_EXPIRY_DAYS after it finished.
 """
 
+import functools
 import math
 
 from django.conf import settings
@@ -13,7 +14,9 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
@@ -31,6 +34,7 @@ STATUS_MAX_AGE = 5
 SENT = {"message": "message", "rating": "rating"}
 # Stands for the CSRF token in a remembered page; each response carries its own request's token.
 CSRF_MARK = "\x00csrf-token\x00"
+ACTION_MARK = "\x00action\x00"  # stands for the link's own address in an empty form's markup
 
 
 def not_found(request: HttpRequest) -> HttpResponse:
@@ -77,9 +81,35 @@ def plain_page(request: HttpRequest, task: Task) -> str:
     def build() -> str:
         forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
         context = {**page_context(request, task, forms), "csrf_token": CSRF_MARK}
+        action = context["action"]
+        context["blank_forms"] = {
+            "rating": mark_safe(blank_form("rating", context["rating_shown"]).replace(ACTION_MARK, action)),  # noqa: S308
+            "message": mark_safe(blank_form("message", True).replace(ACTION_MARK, action)),  # noqa: S308
+        }
         return render_to_string("tracker/page.html", context, request)
 
     return tracker.remembered(tracker.view_key(task, "page"), build).replace(CSRF_MARK, get_token(request))
+
+
+def blank_form(kind: str, shown: bool) -> str:
+    """An empty form's markup in the active language, with marks for the link and the CSRF token.
+
+    The same for every task but for those two: rendered once per language and process (rendering
+    the rating form cost a third of the page's first rendering). Not kept while DEBUG is on, so
+    that an edited template shows at once.
+    """
+    if settings.DEBUG:
+        return _render_blank_form(kind, get_language(), shown)
+    return _blank_form(kind, get_language(), shown)
+
+
+def _render_blank_form(kind: str, language: str, shown: bool) -> str:
+    context = {"form": FORMS[kind](), "action": ACTION_MARK, "shown": shown, "csrf_token": CSRF_MARK}
+    with translation.override(language):
+        return render_to_string(f"tracker/{kind}_form.html", context)
+
+
+_blank_form = functools.lru_cache(maxsize=64)(_render_blank_form)
 
 
 def handle_post(request: HttpRequest, task: Task) -> HttpResponse | tuple[Form, int]:
@@ -129,6 +159,8 @@ def page_context(request: HttpRequest, task: Task, forms: dict[str, Form]) -> di
         "forms": forms,
         "sent": SENT.get(request.GET.get("sent", "")),
         "status_url": reverse("tracker-status", args=[task.url_safe_id]),
+        "action": reverse("tracker", args=[task.url_safe_id]),
+        "rating_shown": document["can_rate"] or bool(forms["rating"].errors),
         "poll_seconds": settings.TRACKER_POLL_SECONDS,
         "theme_url": reverse("tracker-theme", args=[organization.brand_color.lstrip("#").lower()]),
         "map": {"tiles": tile_url, "attribution": settings.TRACKER_TILE_ATTRIBUTION, **address["point"]}

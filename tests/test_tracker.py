@@ -629,3 +629,24 @@ def test_the_admin_shows_the_rating(org, dispatcher_client):
     html = dispatcher_client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
     assert "3/5 on" in html
     assert "Late but good" in html
+
+
+def test_the_empty_forms_are_rendered_once_and_each_page_posts_them_to_its_own_link(org):
+    from tasks.tracker_views import _blank_form
+
+    _blank_form.cache_clear()
+    first, other, done = make_task(org), make_task(org), make_task(org)
+    task_report_status(task=done, type="COMPLETE", notes="All done.")
+
+    rendered = {}
+    for task in (first, other, done):
+        response = page(task)
+        rendered[task.pk] = {t.name for t in response.templates} & {"tracker/rating_form.html",
+                                                                    "tracker/message_form.html"}  # fmt: skip
+        html = response.content.decode()
+        assert html.count(f'action="/t/{task.url_safe_id}"') == 2
+        assert bool(re.search(r'<form id="rating-form"[^>]*novalidate>', html)) is (task is done)
+        assert "\x00" not in html
+    assert rendered[first.pk] == {"tracker/rating_form.html", "tracker/message_form.html"}
+    assert rendered[other.pk] == set()  # the same two forms, taken as they were
+    assert rendered[done.pk] == {"tracker/rating_form.html"}  # the rating form shown: its own markup
