@@ -3,11 +3,13 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 from django.db.models import OuterRef, Subquery
 from django.db.models.functions import JSONObject
 
 from taskhub.prepared import Prepared
 from tasks.models import Task, TaskAddress
+from tasks.tracker import tracker_task
 
 pytestmark = pytest.mark.django_db
 
@@ -95,10 +97,6 @@ def test_a_compiled_delete_removes_what_the_querysets_delete_would_and_refuses_r
 def test_a_statement_run_often_on_a_connection_is_prepared_in_the_server(org):
     """Server-side binding with a prepare threshold: PostgreSQL parses and plans the tracker's read
     once per connection (DATABASE_PREPARED_STATEMENTS)."""
-    from django.db import connection
-
-    from tasks.tracker import tracker_task
-
     task = Task.objects.create(organization=org, external_id="p-1", title="Prepared")
     for _ in range(6):  # psycopg prepares on the run after its fifth
         assert tracker_task(task.url_safe_id).pk == task.pk

@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from taskhub.ratelimit import redis_client
+from tasks import tracker_views
 from tasks.models import Attachment, Person, Rating, StatusType, Task, TaskAddress, TaskStatus
 from tasks.services import task_assign, task_delete, task_rate, task_report_status
 from tasks.tracker_security import contrast, theme_css
@@ -632,9 +633,7 @@ def test_the_admin_shows_the_rating(org, dispatcher_client):
 
 
 def test_the_empty_forms_are_rendered_once_and_each_page_posts_them_to_its_own_link(org):
-    from tasks.tracker_views import _blank_form
-
-    _blank_form.cache_clear()
+    tracker_views._blank_form.cache_clear()
     first, other, done = make_task(org), make_task(org), make_task(org)
     task_report_status(task=done, type="COMPLETE", notes="All done.")
 
