@@ -75,7 +75,7 @@ class UpsertView(APIView):
     def put(self, request: Request, external_id: str) -> Response:
         data = validated(UpsertSerializer, request)
         result = arrivy.arrivy_upsert(organization=request.user.organization, external_id=external_id, data=data)
-        body = TaskOutSerializer(result.task).data
+        body = result.representation if result.representation is not None else TaskOutSerializer(result.task).data
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     @extend_schema(

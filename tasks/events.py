@@ -49,6 +49,11 @@ class Batch:
         emit_many(organization=self.task.organization, events=self.events, task=self.task, request_id=self.request_id,
                   endpoints=endpoints_for(self.task))  # fmt: skip
 
+    @property
+    def representation(self) -> dict[str, Any] | None:
+        """The task as the events carry it, when an endpoint wanted one (else None): built once."""
+        return self._data
+
 
 # Read by every change of every task: kept per process until the organization's configuration changes.
 _endpoints = StampedCache(lambda organization: tuple(enabled_endpoints(organization)))
@@ -72,17 +77,21 @@ def task_changed(
     crew_removed: set[int],
     request_id: str | None = None,
     send_webhooks: bool = True,
-) -> None:
+) -> dict[str, Any] | None:
+    """The change's events and messages. Returns the task as its events carry it, when an endpoint
+    wanted it: the REST representation of the task as it now is, so a response need not build it again."""
     send = send_webhooks
     messages: list[tuple[str, set[int] | None]] = []  # planned together, after the webhooks
+    batch = Batch(task, request_id)
     if created:
-        _emit(task, "task.created", request_id, send=send)
+        batch.add("task.created")
+        if send:
+            batch.emit()
         messages.append(("created", None))
         if crew_added:
             messages.append(("assigned", crew_added))
         notifications.plan_change(task, messages)
-        return
-    batch = Batch(task, request_id)
+        return batch.representation
     batch.add("task.updated", changed=sorted(changed))
     if SCHEDULE_FIELDS.intersection(changed):
         batch.add("task.rescheduled")
@@ -96,6 +105,7 @@ def task_changed(
         batch.emit()
     if messages:
         notifications.plan_change(task, messages)
+    return batch.representation
 
 
 def status_reported(task: Task, entry: TaskStatus, request_id: str | None = None, send_webhooks: bool = True) -> None:

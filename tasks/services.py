@@ -233,6 +233,9 @@ class UpsertResult:
     task: Task
     created: bool
     changed: list[str] = field(default_factory=list)
+    # The task as the change's webhook events carry it, when one was built: its REST representation
+    # as the task now is (TaskOutSerializer), so the response need not build it a second time.
+    representation: dict[str, Any] | None = None
 
 
 MEMBER_RELATIONS = ("assignees", "resources")
@@ -484,9 +487,10 @@ def _apply_changes(task: Task, changes: TaskChanges, *, created: bool) -> Upsert
         task.version += 1
         # Only the columns the change set: the rest of the row is what the lock read.
         save_fields(task, [*(name for name in changed if name not in MEMBER_FIELDS), "version", "updated_at"])
+    representation = None
     if created or changed:
-        events.task_changed(
+        representation = events.task_changed(
             task, created=created, changed=changed, crew_added=crew_added, crew_removed=crew_removed,
             request_id=changes.request_id, send_webhooks=not changes.suppress_webhooks,
         )  # fmt: skip
-    return UpsertResult(task=task, created=created, changed=changed)
+    return UpsertResult(task=task, created=created, changed=changed, representation=representation)

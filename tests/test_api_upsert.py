@@ -366,3 +366,31 @@ def test_an_update_compares_the_addresses_the_orm_reads_through_a_compiled_query
         loaded = Task.objects.prefetch_related("addresses").get(pk=task.pk)
         services.current_addresses(loaded)
     assert len(ctx.captured_queries) == 2  # the task and its prefetch: the loaded addresses are used
+
+
+def test_the_response_is_the_task_as_its_events_carry_it_built_once(api, org, monkeypatch):
+    from tasks.serializers import TaskOutSerializer
+    from webhooks.models import Endpoint, Event
+
+    built = []
+    original = TaskOutSerializer.to_representation
+    monkeypatch.setattr(TaskOutSerializer, "to_representation", lambda self, task: built.append(task.pk) or
+                        original(self, task))  # fmt: skip
+    Endpoint.objects.create(organization=org, url="https://hooks.example.com/a")
+
+    created = api.put(URL.format("once"), FULL, format="json")
+    updated = api.put(URL.format("once"), {**FULL, "title": "Install two dishwashers"}, format="json")
+
+    assert (created.status_code, updated.status_code) == (201, 200)
+    assert len(built) == 2  # one a change: for its events and its response
+    for response, type_ in ((created, "task.created"), (updated, "task.updated")):
+        data = Event.objects.get(task__external_id="once", type=type_).payload["data"]
+        extras = {"changed", "request_id"}
+        assert {k: v for k, v in data.items() if k not in extras} == response.json()
+    assert updated.json()["title"] == "Install two dishwashers"
+    assert updated.json()["version"] == 2
+
+    Endpoint.objects.update(enabled=False)  # no event wants the task: the response builds it
+    again = api.put(URL.format("once"), {"title": "Install three dishwashers"}, format="json")
+    assert again.json()["title"] == "Install three dishwashers"
+    assert len(built) == 3
