@@ -8,6 +8,7 @@ with the converters the compiler chose, so each row is what `.values()` would ha
 """
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,9 @@ from django.db.models.deletion import Collector
 from django.db.transaction import TransactionManagementError
 
 
-class _CompiledOnce:
+class _CompiledOnce(ABC):
+    """A query compiled once per thread from a queryset filtered on markers; subclasses compile it."""
+
     def __init__(self, build: Callable[..., QuerySet], *markers: Any) -> None:
         """`build(*markers)` returns a queryset filtered on the markers: values no real query would
         bind, each appearing once among the compiled parameters, and each within its column's
@@ -33,8 +36,8 @@ class _CompiledOnce:
             found = self.local.compiled = self._compile(self.build(*self.markers))
         return found
 
-    def _compile(self, queryset: QuerySet) -> tuple:
-        raise NotImplementedError
+    @abstractmethod
+    def _compile(self, queryset: QuerySet) -> tuple: ...
 
 
 class Prepared(_CompiledOnce):

@@ -81,26 +81,25 @@ def plain_page(request: HttpRequest, task: Task) -> str:
     def build() -> str:
         forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
         context = {**page_context(request, task, forms), "csrf_token": CSRF_MARK}
-        action = context["action"]
         context["blank_forms"] = {
-            "rating": mark_safe(blank_form("rating", context["rating_shown"]).replace(ACTION_MARK, action)),  # noqa: S308
-            "message": mark_safe(blank_form("message", True).replace(ACTION_MARK, action)),  # noqa: S308
+            "rating": blank_form("rating", context["rating_shown"], context["action"]),
+            "message": blank_form("message", True, context["action"]),
         }
         return render_to_string("tracker/page.html", context, request)
 
     return tracker.remembered(tracker.view_key(task, "page"), build).replace(CSRF_MARK, get_token(request))
 
 
-def blank_form(kind: str, shown: bool) -> str:
-    """An empty form's markup in the active language, with marks for the link and the CSRF token.
+def blank_form(kind: str, shown: bool, action: str) -> str:
+    """An empty form's markup in the active language, posting to `action`, with a mark for the CSRF token.
 
     The same for every task but for those two: rendered once per language and process (rendering
-    the rating form cost a third of the page's first rendering). Not kept while DEBUG is on, so
-    that an edited template shows at once.
+    the rating form cost a third of the page's first rendering), with a mark for the link. Not
+    kept while DEBUG is on, so that an edited template shows at once.
     """
-    if settings.DEBUG:
-        return _render_blank_form(kind, get_language(), shown)
-    return _blank_form(kind, get_language(), shown)
+    render = _render_blank_form if settings.DEBUG else _blank_form
+    # The link is a reversed URL of a token of [A-Za-z0-9_-]: nothing in it to escape.
+    return mark_safe(render(kind, get_language(), shown).replace(ACTION_MARK, action))  # noqa: S308
 
 
 def _render_blank_form(kind: str, language: str, shown: bool) -> str:
