@@ -338,9 +338,12 @@ def measure_headroom(context: Context) -> dict:
     try:
         for n, rate in enumerate(steps):
             sink_reset(context)
+            meter = servers.CpuMeter(context.processes)
             result = _upsert_load(context, rate, duration, seed=300 + n)
             # Let the worker catch up: what it sends late counts against this step, and the next starts clean.
             delivered = wait_sink_quiet(context, 6 if config.quick else 30)["latency_ms"]
+            changes = max(1, result["completed"])
+            cpu_ms = {name: round(seconds * 1000 / changes, 2) for name, seconds in meter.spent().items()}
             p99, delivery_p95 = percentile(result["latency_ms"], 99), percentile(delivered, 95)
             ok = result["errors"] == 0 and result["completed"] == result["scheduled"]
             ok = ok and set(result["statuses"]) <= {"200", "201"}
@@ -355,8 +358,11 @@ def measure_headroom(context: Context) -> dict:
                     "ok": ok,
                     "errors": result["errors"],
                     "statuses": result["statuses"],
+                    "cpu_ms_per_change": cpu_ms,
                 }
             )
+            spent = ", ".join(f"{name} {ms:g}" for name, ms in cpu_ms.items())
+            print(f"bench: headroom {rate}/s: p99 {fmt(p99)} ms; CPU ms a change: {spent}", flush=True)
             if not ok:
                 break
             best = rate

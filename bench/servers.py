@@ -144,6 +144,68 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def process_groups(processes: dict[str, Process]) -> dict[str, list[int]]:
+    """Every process a change costs CPU in, by what it is: ours with their children, and the services.
+
+    PostgreSQL's backends and Redis are found by name, so they count whoever else uses them on the
+    machine; during a bench run that is the bench alone.
+    """
+    groups = {name: [process.pid, *children(process.pid)] for name, process in processes.items()}
+    services: dict[str, list[int]] = {"postgresql": [], "redis": []}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            comm = _comm(int(entry.name))
+            if comm == "postgres":
+                services["postgresql"].append(int(entry.name))
+            elif comm.startswith("redis-server"):
+                services["redis"].append(int(entry.name))
+    return {**groups, **services}
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent on anything but idling and waiting on I/O, in seconds."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent by each group of processes between `__init__` and `spent()`.
+
+    The groups are found again at the end, so a process started meanwhile (a database backend for a
+    new connection) counts from zero; one that ended meanwhile loses what it spent.
+    """
+
+    def __init__(self, processes: dict[str, Process]) -> None:
+        self.processes = processes
+        self.before = {pid: _cpu_ticks(pid) for pids in process_groups(processes).values() for pid in pids}
+        self.machine_before = machine_busy_seconds()
+
+    def spent(self) -> dict[str, float]:
+        groups = process_groups(self.processes)
+        spent = {
+            name: sum(_cpu_ticks(pid) - self.before.get(pid, 0) for pid in pids) / CLOCK_TICKS
+            for name, pids in groups.items()
+        }
+        spent["machine"] = machine_busy_seconds() - self.machine_before
+        return spent
+
+
 # --- load tools -------------------------------------------------------------------------------
 
 

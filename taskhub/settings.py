@@ -148,6 +148,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": 3600}
 )
+# Celery's Django fix-up closes a worker thread's database connections before and after every task
+# unless given a reuse count, whatever CONN_MAX_AGE says (celery/celery#4116): each task paid a new
+# PostgreSQL backend and lost the statements it had prepared. A count out of reach turns that off;
+# taskhub.celery gives each task the lifecycle Django gives a request instead.
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

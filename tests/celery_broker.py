@@ -1,13 +1,23 @@
 """Pointing the Celery app at a test's own Redis database, for the suites that run a real worker."""
 
 import ast
+import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from celery.contrib.testing.worker import test_worker_stopped
 
 from taskhub.celery import app
+
+
+@test_worker_stopped.connect(dispatch_uid="tests.celery_broker.collect_worker_connections")
+def collect_worker_connections(**kwargs) -> None:
+    """An embedded worker's thread keeps its database connection from task to task, as a worker's
+    threads do; when the thread has ended, collect what it held, so that the connection closes
+    and the test database can be dropped at the end of the run."""
+    gc.collect()
 
 
 def use_broker(url: str) -> None:
