@@ -1,16 +1,18 @@
 """Deliveries go out a batch per endpoint: one task per endpoint per commit, one claim and one write per batch."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.celery_broker import own_broker, queued
 from webhooks import delivery as delivery_module
 from webhooks import services
-from webhooks.delivery import attempt_batch, claim_for_endpoint, deliver_due
+from webhooks.delivery import attempt_batch, claim_for_endpoint, deliver_due, deliver_round
 from webhooks.models import Attempt, Delivery
 from webhooks.tasks import deliver_endpoint, deliver_endpoints
 
@@ -71,6 +73,45 @@ def test_the_task_of_several_endpoints_sends_a_batch_to_each_and_hands_on_a_back
     deliver_endpoint(busy.pk)
     assert len(receiver.wait_for(6)) == 6
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.django_db
+def test_the_endpoints_of_one_change_are_claimed_in_one_transaction_and_recorded_in_one(
+    org, make_endpoint, receiver, django_capture_on_commit_callbacks
+):
+    """Three endpoints cost three times a claim's reads, not three times its transaction, lease and record."""
+    counts = {}
+    for n, event_type in ((1, "task.created"), (3, "task.updated")):
+        endpoints = [make_endpoint(event_types=[event_type]) for _ in range(n)]
+        with django_capture_on_commit_callbacks():
+            queue(org, 2, (event_type,))
+        with CaptureQueriesContext(connection) as captured:
+            assert deliver_round([e.pk for e in endpoints]) == 2 * n
+        counts[n] = [query["sql"] for query in captured]
+    reads_per_endpoint = 3  # the endpoint's row, its requests in flight, its due rows
+    assert len(counts[3]) == len(counts[1]) + 2 * reads_per_endpoint
+    assert sum(sql.startswith(("UPDATE", "INSERT")) for sql in counts[3]) == 3  # lease, attempts, outcomes
+    assert receiver.wait_for(8)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.django_db
+def test_a_round_records_each_endpoints_outcomes_and_failure_clock_on_its_own(
+    org, make_endpoint, receiver, other_receiver, django_capture_on_commit_callbacks
+):
+    other_receiver.always(500)
+    recovered = make_endpoint(failing_since=timezone.now() - timedelta(hours=1))
+    failing = make_endpoint(url=other_receiver.url)
+    with django_capture_on_commit_callbacks():
+        queue(org, 2)
+    assert deliver_round([recovered.pk, failing.pk]) == 4
+    recovered.refresh_from_db()
+    failing.refresh_from_db()
+    assert recovered.failing_since is None
+    assert failing.failing_since is not None
+    outcomes = set(Delivery.objects.values_list("endpoint", "status", "attempts", "last_status_code"))
+    assert outcomes == {(recovered.pk, "succeeded", 1, 200), (failing.pk, "failed", 1, 500)}
+    assert not Delivery.objects.filter(endpoint=failing, next_attempt_at__isnull=True).exists()
 
 
 @pytest.mark.django_db

@@ -109,6 +109,13 @@ def receiver(allow_loopback):
 
 
 @pytest.fixture
+def other_receiver(allow_loopback):
+    """A second receiver, for a test whose endpoints answer differently."""
+    with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
 def make_endpoint(org, receiver) -> Callable[..., Endpoint]:
     def make(**fields) -> Endpoint:
         fields.setdefault("organization", org)

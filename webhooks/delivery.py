@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -101,24 +101,47 @@ def _claim_for_endpoint(endpoint_id: int, answered: int = 0) -> tuple[list[Deliv
     `answered`: deliveries this caller leased whose requests have answered but are not recorded
     yet. Their leases count them in flight; their slots are free.
     """
+    (claimed,) = _claim_for_endpoints([endpoint_id], answered)
+    return claimed
+
+
+def _claim_for_endpoints(endpoint_ids: Sequence[int], answered: int = 0) -> list[tuple[list[Delivery], bool]]:
+    """Each endpoint's batch, claimed as `_claim_for_endpoint` claims one, in one transaction with one lease.
+
+    One change's deliveries go to several endpoints: claimed together they take one transaction
+    and one UPDATE instead of one of each per endpoint. The endpoints' rows are locked in id
+    order, so two such claims never wait on each other in a circle.
+    """
     now = timezone.now()
+    claims: dict[int, tuple[list[Delivery], bool]] = {}
     with transaction.atomic():
-        # Only the endpoint's row: its default ordering joins the organization, which must stay unlocked.
-        row = ENDPOINT_ROW.first(endpoint_id)
-        endpoint = None if row is None else from_row(Endpoint, row, ENDPOINT_ROW.db, ENDPOINT_COLUMNS)
-        if endpoint is None or endpoint.rate_limit is not None:
-            return [], False
-        busy = IN_FLIGHT.first(endpoint_id, now)
-        room = endpoint_allowance(endpoint) - (busy["n"] if busy else 0) + answered
-        if room <= 0:
-            return [], False
-        due = due_batch(room)
-        batch = [_claimed(row, due.db) for row in due.rows(endpoint_id, now, now)]
-        if batch:
+        for endpoint_id in sorted(set(endpoint_ids)):
+            claims[endpoint_id] = _claim_rows(endpoint_id, now, answered)
+        leased = [delivery.pk for batch, _ in claims.values() for delivery in batch]
+        if leased:
             locked_until = now + lease_length()
-            Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(locked_until=locked_until)
+            Delivery.objects.filter(pk__in=leased).update(locked_until=locked_until)
+            for batch, _ in claims.values():
+                for delivery in batch:
+                    delivery.locked_until = locked_until
+    return [claims[endpoint_id] for endpoint_id in endpoint_ids]
+
+
+def _claim_rows(endpoint_id: int, now: datetime, answered: int) -> tuple[list[Delivery], bool]:
+    """Inside the claim's transaction: lock the endpoint's row and its due rows for its free slots."""
+    # Only the endpoint's row: its default ordering joins the organization, which must stay unlocked.
+    row = ENDPOINT_ROW.first(endpoint_id)
+    endpoint = None if row is None else from_row(Endpoint, row, ENDPOINT_ROW.db, ENDPOINT_COLUMNS)
+    if endpoint is None or endpoint.rate_limit is not None:
+        return [], False
+    busy = IN_FLIGHT.first(endpoint_id, now)
+    room = endpoint_allowance(endpoint) - (busy["n"] if busy else 0) + answered
+    if room <= 0:
+        return [], False
+    due = due_batch(room)
+    batch = [_claimed(row, due.db) for row in due.rows(endpoint_id, now, now)]
     for delivery in batch:
-        delivery.endpoint, delivery.locked_until = endpoint, locked_until
+        delivery.endpoint = endpoint
     return batch, len(batch) == room
 
 
@@ -439,7 +462,7 @@ def _drain_in_batches(endpoint_id: int, limit: int) -> int:
 
 
 def deliver_round(endpoint_ids: Iterable[int]) -> int:
-    """One batch for each endpoint, all sent together on the send pool, each recorded on its own.
+    """One batch for each endpoint, claimed together, sent together on the send pool, recorded together.
 
     An endpoint whose batch filled its free slots may have more due: it gets a drain task of its
     own rather than holding up the others here. So does one written to while this round held
@@ -448,19 +471,16 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
     """
     taken = [endpoint_id for endpoint_id in endpoint_ids if drainers.take(endpoint_id)]
     claims: list[tuple[list[Delivery], bool]] = []
+    deliveries: list[Delivery] = []
     try:
-        claims = [_claim_for_endpoint(endpoint_id) for endpoint_id in taken]
+        claims = _claim_for_endpoints(taken) if taken else []
         batches = [batch for batch, _ in claims if batch]
-        live = [batch for batch in batches if batch[0].endpoint.enabled]
         for batch in batches:
             if not batch[0].endpoint.enabled:
                 _bury(batch, "Not sent: the endpoint is disabled.")
-        deliveries = [delivery for batch in live for delivery in batch]
-        sent = _send_all(deliveries)
-        done = 0
-        for batch in live:
-            _finish(batch, sent[done : done + len(batch)])
-            done += len(batch)
+        deliveries = [delivery for batch in batches if batch[0].endpoint.enabled for delivery in batch]
+        if deliveries:
+            _finish(deliveries, _send_all(deliveries))
     finally:
         filled = {batch[0].endpoint_id for batch, full in claims if batch and full}
         more = [endpoint_id for endpoint_id in taken if drainers.release(endpoint_id) or endpoint_id in filled]
@@ -555,15 +575,21 @@ RECORDED_FIELDS = [
 
 @transaction.atomic
 def _record(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:
-    """Write the attempts and each delivery's next step; the endpoint's failure clock only when it changes."""
+    """Write the attempts and each delivery's next step, for one endpoint's deliveries or several
+    endpoints'; an endpoint's failure clock only when it changes."""
     insert_all([attempt for attempt, _ in sent])
     now = timezone.now()
-    endpoint = deliveries[0].endpoint
-    if endpoint.failing_since is not None and any(attempt.succeeded for attempt, _ in sent):
-        # Read with the claim: most successes need no write.
-        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
-        endpoint.failing_since = None
-    disabled, failed, succeeded = False, [], {}
+    endpoints = {delivery.endpoint_id: delivery.endpoint for delivery in deliveries}
+    succeeded_at = {
+        delivery.endpoint_id for delivery, (attempt, _) in zip(deliveries, sent, strict=True) if attempt.succeeded
+    }
+    for endpoint in endpoints.values():
+        if endpoint.failing_since is not None and endpoint.pk in succeeded_at:
+            # Read with the claim: most successes need no write.
+            Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+            endpoint.failing_since = None
+    disabled: set[int] = set()
+    failed, succeeded = [], {}
     for delivery, (attempt, response) in zip(deliveries, sent, strict=True):
         delivery.attempts += 1
         delivery.last_status_code = attempt.status_code
@@ -574,8 +600,10 @@ def _record(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]
             delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
             succeeded.setdefault(attempt.status_code, []).append(delivery.pk)
             continue
-        disabled = disabled or _note_failure(endpoint, attempt, now)
-        delay = None if disabled else _next_delay(delivery.attempts, response)
+        endpoint = delivery.endpoint
+        if endpoint.pk not in disabled and _note_failure(endpoint, attempt, now):
+            disabled.add(endpoint.pk)
+        delay = None if endpoint.pk in disabled else _next_delay(delivery.attempts, response)
         delivery.status = Delivery.Status.DEAD if delay is None else Delivery.Status.FAILED
         delivery.next_attempt_at = None if delay is None else now + delay
         failed.append(delivery)
