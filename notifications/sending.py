@@ -14,7 +14,7 @@ from webhooks.services import emit
 
 from .models import Channel, Notification
 from .policy import quiet_hours_end, retry_delay, start_of_day
-from .services import settings_for, suppressed_addresses, suppression_add
+from .services import remembered_settings, suppressed_addresses, suppression_add
 from .transports import TransportError, transport_for
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,17 @@ def claim_all(notification_ids: list[int]) -> list[Notification]:
 
 
 def _claim(due: Callable[[datetime], QuerySet], limit: int | None = None) -> list[Notification]:
-    """A fixed number of statements whatever the number of rows: lock the due ones, lease them, read them."""
+    """Two statements whatever the number of rows: read the due ones as it locks them, then lease them."""
     now = timezone.now()
     with transaction.atomic():
-        ids = list(due(now).select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        Notification.objects.filter(pk__in=ids).update(locked_until=now + lease_length())
-    order = {pk: position for position, pk in enumerate(ids)}
-    return sorted(Notification.objects.select_related("organization").filter(pk__in=ids), key=lambda n: order[n.pk])
+        locked = due(now).select_related("organization").select_for_update(skip_locked=True, of=("self",))
+        claimed = list(locked[:limit])
+        if claimed:
+            locked_until = now + lease_length()
+            Notification.objects.filter(pk__in=[n.pk for n in claimed]).update(locked_until=locked_until)
+            for notification in claimed:
+                notification.locked_until = locked_until
+    return claimed
 
 
 def send_due(limit: int | None = None) -> int:
@@ -82,8 +86,10 @@ class Checks:
 
     def __init__(self, organization: Organization, notifications: list[Notification], now: datetime) -> None:
         self.organization, self.now = organization, now
+        # As planning reads them: kept per process while the organization's configuration stamp,
+        # read with the claimed rows just now, stays the same (taskhub.configcache).
         self.suppressed = suppressed_addresses(organization, {(n.channel, n.to) for n in notifications})
-        self.settings = settings_for(organization)
+        self.settings = remembered_settings(organization)
         self._sent_today: dict[str, int] = {}
 
     def over_cap(self, channel: str) -> int | None:

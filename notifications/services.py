@@ -237,25 +237,28 @@ def write(
 
 def _set_initial_state(organization: Organization, rows: list[Notification], now: datetime) -> None:
     pending = [row for row in rows if row.status == Notification.Status.QUEUED]
-    suppressed = suppressed_addresses(organization, {(row.channel, row.to) for row in pending}, remembered=True)
+    suppressed = suppressed_addresses(organization, {(row.channel, row.to) for row in pending})
     for row in pending:
         row.created_at, row.next_attempt_at = now, now
         if (row.channel, row.to) in suppressed:
             row.status, row.next_attempt_at = Notification.Status.SUPPRESSED, None
             row.error = "Not sent: the recipient opted out."
         elif row.channel == Channel.SMS and not row.urgent:
-            opening = quiet_hours_end(now, organization.tz, *_quiet_hours.get(organization))
+            found = remembered_settings(organization)
+            opening = quiet_hours_end(now, organization.tz, found.quiet_hours_start, found.quiet_hours_end)
             if opening is not None:
                 row.status, row.next_attempt_at = Notification.Status.HELD, opening
 
 
-def _read_quiet_hours(organization: Organization) -> tuple:
-    found = settings_for(organization)
-    return found.quiet_hours_start, found.quiet_hours_end
+# Read for every change that plans an SMS and every batch of messages sent: kept per process until the
+# organization's configuration changes. Shared between threads: read it, never change it.
+_settings = StampedCache(settings_for)
 
 
-# Read for every change that plans an SMS: kept per process until the organization's configuration changes.
-_quiet_hours = StampedCache(_read_quiet_hours)
+def remembered_settings(organization: Organization) -> NotificationSettings:
+    """The organization's notification settings, as of its configuration stamp."""
+    return _settings.get(organization)
+
 
 # An organization's opt-outs are remembered per process when there are at most this many.
 REMEMBERED_SUPPRESSIONS = 1000
@@ -271,20 +274,19 @@ def _read_suppressions(organization: Organization) -> frozenset[tuple[str, str]]
 _suppressions = StampedCache(_read_suppressions)
 
 
-def suppressed_addresses(
-    organization: Organization, pairs: set[tuple[str, str]], *, remembered: bool = False
-) -> set[tuple[str, str]]:
-    """The (channel, address) pairs of `pairs` that opted out.
+def suppressed_addresses(organization: Organization, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (channel, address) pairs of `pairs` that opted out: from the per-process copy when the
+    organization has at most REMEMBERED_SUPPRESSIONS opt-outs, else from the database.
 
-    `remembered`: from the per-process copy when the organization has few opt-outs (planning
-    does, for every change); sending asks the database, right before it sends.
+    Planning reads them for every change and sending for every batch; each has just read the
+    organization's row (with the task, with the claimed messages), so an opt-out committed before
+    that read is seen.
     """
     if not pairs:
         return set()
-    if remembered:
-        known = _suppressions.get(organization)
-        if known is not None:
-            return pairs & known
+    known = _suppressions.get(organization)
+    if known is not None:
+        return pairs & known
     rows = Suppression.objects.filter(organization=organization, address__in={to for _, to in pairs})
     return {(channel, address) for channel, address in rows.values_list("channel", "address")} & pairs
 

@@ -299,8 +299,29 @@ def test_a_changes_messages_are_sent_in_a_fixed_number_of_statements_and_one_mor
         counts[tasks] = (len(planned), len(captured))
     (few, few_queries), (many, many_queries) = counts[1], counts[3]
     assert (few, many) == (2, 6)  # an SMS and an email a task
-    assert many_queries - few_queries == many - few  # the claim, opt-outs, settings and caps are read once
+    assert many_queries - few_queries == many - few  # the claim and the counts toward the caps are read once
     assert {row.status for row in rows()} == {Notification.Status.SENT}
+
+
+@pytest.mark.django_db(transaction=True)  # committed: a stamp renewed in the open transaction is never trusted
+def test_sending_reads_opt_outs_and_settings_from_the_processs_copy_while_the_configuration_stands(
+    org, make_task, no_quiet_hours
+):
+    """As planning does: the claim reads the organization's configuration stamp with the rows, and a
+    new opt-out or setting renews the stamp (tests/test_notifications_transports.py sends after one)."""
+    first, second = ([row.pk for row in services.plan(task=make_task(external_id=ref), event="created")]
+                     for ref in ("first", "second"))  # fmt: skip
+    send_notifications(first)  # reads them, under the stamp the claim read
+    with CaptureQueriesContext(connection) as captured:
+        send_notifications(second)
+    read = " ".join(query["sql"] for query in captured)
+    assert "notifications_suppression" not in read
+    assert "notifications_notificationsettings" not in read
+    assert {row.status for row in rows()} == {Notification.Status.SENT}
+    NotificationSettings.objects.filter(organization=org).update(daily_email_cap=1, daily_sms_cap=1)
+    planned = [row.pk for row in services.plan(task=make_task(external_id="capped"), event="created")]
+    send_notifications(planned)
+    assert {row.status for row in rows(task__external_id="capped")} == {Notification.Status.FAILED}
 
 
 def test_the_retry_schedule_backs_off_then_gives_up():
