@@ -148,6 +148,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": 3600}
 )
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "taskhub.broker:Transport"  # one redis-py client per pool, not per command
 # Celery's Django fix-up closes a worker thread's database connections before and after every task
 # unless given a reuse count, whatever CONN_MAX_AGE says (celery/celery#4116): each task paid a new
 # PostgreSQL backend and lost the statements it had prepared. A count out of reach turns that off;

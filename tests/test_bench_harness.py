@@ -3,7 +3,11 @@
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -149,3 +153,26 @@ def test_a_ratio_is_the_median_of_each_passs_own_ratio():
     assert stats.paired_ratio(ours, bare) == 0.7  # 0.5, 0.7, 0.7
     assert stats.ratio(stats.median([r["rps"] for r in ours]), stats.median([r["rps"] for r in bare])) == 0.525
     assert stats.paired_ratio([{"rps": 1.0}], []) is None
+
+
+def test_the_cpu_meter_counts_a_process_and_its_children_and_the_machine():
+    from bench.servers import CpuMeter, Process, children
+
+    busy = "import subprocess, sys, time\n" \
+        "child = subprocess.Popen([sys.executable, '-c', 'import time\\nend = time.process_time() + 0.3\\n" \
+        "while time.process_time() < end: pass\\ntime.sleep(30)'])\n" \
+        "end = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"  # fmt: skip
+    meter = CpuMeter({})
+    parent = Process("busy", subprocess.Popen([sys.executable, "-c", busy]))
+    try:
+        meter.processes = {"busy": parent}
+        deadline = time.monotonic() + 20
+        while (spent := meter.spent())["busy"] < 0.55 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert spent["busy"] >= 0.55  # 0.3 s each, the parent and its child
+        assert spent["machine"] >= spent["busy"] - 0.05
+        assert {"postgresql", "redis"} <= set(spent)
+    finally:
+        for pid in children(parent.pid):
+            os.kill(pid, signal.SIGKILL)
+        parent.stop(timeout=5)
