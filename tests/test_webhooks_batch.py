@@ -115,6 +115,21 @@ def test_a_round_records_each_endpoints_outcomes_and_failure_clock_on_its_own(
 
 
 @pytest.mark.django_db
+def test_a_round_writes_its_endpoints_rows_in_id_order_as_claims_lock_them(
+    org, make_endpoint, receiver, django_capture_on_commit_callbacks
+):
+    """A record of several endpoints and a claim of several take the endpoints' rows in the same order."""
+    first, second = (make_endpoint(failing_since=timezone.now() - timedelta(hours=1)) for _ in range(2))
+    with django_capture_on_commit_callbacks():
+        queue(org, 1)
+    with CaptureQueriesContext(connection) as captured:
+        assert deliver_round([second.pk, first.pk]) == 2
+    written = [query["sql"] for query in captured if query["sql"].startswith('UPDATE "webhooks_endpoint"')]
+    assert len(written) == 2  # both failure clocks cleared
+    assert [f'"id" = {first.pk}' in written[0], f'"id" = {second.pk}' in written[1]] == [True, True]
+
+
+@pytest.mark.django_db
 @pytest.mark.requires_redis
 def test_a_rolled_back_change_enqueues_nothing_of_its_own(
     org, make_endpoint, broker, django_capture_on_commit_callbacks

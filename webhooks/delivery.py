@@ -576,37 +576,40 @@ RECORDED_FIELDS = [
 @transaction.atomic
 def _record(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:
     """Write the attempts and each delivery's next step, for one endpoint's deliveries or several
-    endpoints'; an endpoint's failure clock only when it changes."""
+    endpoints'; an endpoint's failure clock only when it changes.
+
+    Endpoints' rows are written in id order, the order in which claims lock them, so a record of
+    several endpoints and a claim of several never wait on each other in a circle.
+    """
     insert_all([attempt for attempt, _ in sent])
     now = timezone.now()
-    endpoints = {delivery.endpoint_id: delivery.endpoint for delivery in deliveries}
-    succeeded_at = {
-        delivery.endpoint_id for delivery, (attempt, _) in zip(deliveries, sent, strict=True) if attempt.succeeded
-    }
-    for endpoint in endpoints.values():
-        if endpoint.failing_since is not None and endpoint.pk in succeeded_at:
+    by_endpoint: dict[int, list[tuple[Delivery, tuple[Attempt, http.Response]]]] = {}
+    for pair in zip(deliveries, sent, strict=True):
+        by_endpoint.setdefault(pair[0].endpoint_id, []).append(pair)
+    failed, succeeded = [], {}
+    for endpoint_id in sorted(by_endpoint):
+        group = by_endpoint[endpoint_id]
+        endpoint = group[0][0].endpoint
+        if endpoint.failing_since is not None and any(attempt.succeeded for _, (attempt, _) in group):
             # Read with the claim: most successes need no write.
             Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
             endpoint.failing_since = None
-    disabled: set[int] = set()
-    failed, succeeded = [], {}
-    for delivery, (attempt, response) in zip(deliveries, sent, strict=True):
-        delivery.attempts += 1
-        delivery.last_status_code = attempt.status_code
-        delivery.last_error = attempt.error
-        delivery.locked_until = None
-        delivery.updated_at = now
-        if attempt.succeeded:
-            delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
-            succeeded.setdefault(attempt.status_code, []).append(delivery.pk)
-            continue
-        endpoint = delivery.endpoint
-        if endpoint.pk not in disabled and _note_failure(endpoint, attempt, now):
-            disabled.add(endpoint.pk)
-        delay = None if endpoint.pk in disabled else _next_delay(delivery.attempts, response)
-        delivery.status = Delivery.Status.DEAD if delay is None else Delivery.Status.FAILED
-        delivery.next_attempt_at = None if delay is None else now + delay
-        failed.append(delivery)
+        disabled = False
+        for delivery, (attempt, response) in group:
+            delivery.attempts += 1
+            delivery.last_status_code = attempt.status_code
+            delivery.last_error = attempt.error
+            delivery.locked_until = None
+            delivery.updated_at = now
+            if attempt.succeeded:
+                delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
+                succeeded.setdefault(attempt.status_code, []).append(delivery.pk)
+                continue
+            disabled = disabled or _note_failure(endpoint, attempt, now)
+            delay = None if disabled else _next_delay(delivery.attempts, response)
+            delivery.status = Delivery.Status.DEAD if delay is None else Delivery.Status.FAILED
+            delivery.next_attempt_at = None if delay is None else now + delay
+            failed.append(delivery)
     # Successes differ only in their status code: one plain UPDATE per code (usually one in all).
     for status_code, ids in succeeded.items():
         Delivery.objects.filter(pk__in=ids).update(
