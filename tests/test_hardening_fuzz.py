@@ -10,6 +10,7 @@ import os
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished
 from schemathesis.checks import CheckContext
 from schemathesis.config import HealthCheck
 from schemathesis.specs.openapi.checks import (
@@ -28,6 +29,16 @@ pytestmark = [pytest.mark.requires_redis, pytest.mark.django_db(transaction=True
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 OAUTH_TOKEN_PATH = "/api/oauth2/token"
+
+
+@pytest.fixture(autouse=True)
+def _end_of_each_request():
+    """schemathesis reads each WSGI response without closing it, so Django never signals that the
+    request ended; signal it after each case, as a server does once the response is out. Otherwise
+    the sends the last request left for after its response (taskhub.oncommit) wait in this thread,
+    and so does whatever a later test in this thread commits."""
+    yield
+    request_finished.send(sender=__name__)
 
 
 @pytest.fixture
