@@ -94,6 +94,9 @@ def test_deliveries_the_sweeper_claims_log_their_webhook_and_delivery_ids(org, e
     event = services.emit(organization=org, type="task.created", data={"identifier": "swept"})
     broker.flushdb()  # the enqueued attempt is lost; the sweeper finds the row
     with start_worker(app, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10, queues=["webhooks"]):
+        # The first worker started in a process sets up logging and drops the root logger's other
+        # handlers, caplog's among them: this test's worker starts after its `logs` fixture.
+        logging.getLogger().addHandler(logs.handler)
         sweep_webhook_deliveries.delay()
         (line,) = wait_until(lambda: delivery_lines(logs, event.id))
 
