@@ -341,7 +341,8 @@ def measure_headroom(context: Context) -> dict:
     """Step the offered upsert rate (fan-out on) until p99 passes 250 ms, requests fail, or the deliveries
     the step's changes sent fall behind (commit → first delivery p95 past 500 ms)."""
     config = context.config
-    steps = [5, 10, 25, 50, 100] if config.quick else [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 75, 90, 100, 125, 150, 200]
+    quick_steps, steps = [5, 10, 25, 50, 100], [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 75, 90, 100, 125, 150, 200]
+    steps = quick_steps if config.quick else steps
     duration = 4.0 if config.quick else 8.0
     set_fanout(context, on=True)
     warm_up(context)
