@@ -333,6 +333,8 @@ def fanout_rows(data: dict) -> list[Row]:
 # --- headroom -----------------------------------------------------------------------------------
 
 
+HEADROOM_STEPS = (5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 75, 90, 100, 125, 150, 200)  # offered upserts a second
+HEADROOM_QUICK_STEPS = (5, 10, 25, 50, 100)
 HEADROOM_P99_MS = 250
 DELIVERY_P95_MS = 500  # the latency row's goal: a rate whose deliveries fall behind is not sustained
 
@@ -341,8 +343,7 @@ def measure_headroom(context: Context) -> dict:
     """Step the offered upsert rate (fan-out on) until p99 passes 250 ms, requests fail, or the deliveries
     the step's changes sent fall behind (commit → first delivery p95 past 500 ms)."""
     config = context.config
-    quick_steps, steps = [5, 10, 25, 50, 100], [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 75, 90, 100, 125, 150, 200]
-    steps = quick_steps if config.quick else steps
+    steps = HEADROOM_QUICK_STEPS if config.quick else HEADROOM_STEPS
     duration = 4.0 if config.quick else 8.0
     set_fanout(context, on=True)
     warm_up(context)

@@ -158,11 +158,9 @@ def test_a_ratio_is_the_median_of_each_passs_own_ratio():
 def test_the_cpu_meter_counts_a_process_and_its_children_and_the_machine():
     from bench.servers import CpuMeter, Process, children
 
-    busy = "import subprocess, sys, time\n" \
-        "child = subprocess.Popen([sys.executable, '-c', 'import time\\nend = time.process_time() + 0.3\\n" \
-        "while time.process_time() < end: pass\\ntime.sleep(30)'])\n" \
-        "end = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"  # fmt: skip
-    meter = CpuMeter({})
+    spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    busy = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', {spin!r}])\n{spin}"  # and its child
+    meter = CpuMeter({})  # started before the process: one found at the end counts from zero
     parent = Process("busy", subprocess.Popen([sys.executable, "-c", busy]))
     try:
         meter.processes = {"busy": parent}
