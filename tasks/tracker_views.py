@@ -79,8 +79,8 @@ def plain_page(request: HttpRequest, task: Task) -> str:
     """The page as most views see it (no flash, no form errors), built once per version of the task."""
 
     def build() -> str:
-        forms: dict[str, Form] = {"message": MessageForm(), "rating": RatingForm()}
-        context = {**page_context(request, task, forms), "csrf_token": CSRF_MARK}
+        # No form objects: the empty forms' markup is rendered once per language (blank_form).
+        context = {**page_context(request, task, None), "csrf_token": CSRF_MARK}
         context["blank_forms"] = {
             "rating": blank_form("rating", context["rating_shown"], context["action"]),
             "message": blank_form("message", True, context["action"]),
@@ -145,8 +145,10 @@ def refusal(form: Form, exc: DomainError) -> str:
     return _("Your message could not be sent. Please check it and try again.")
 
 
-def page_context(request: HttpRequest, task: Task, forms: dict[str, Form]) -> dict:
+def page_context(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -> dict:
+    """What the page shows; `forms` are the posted or empty forms, or None where their markup is made apart."""
     document = tracker.status_document(task)
+    rating_invalid = forms is not None and bool(forms["rating"].errors)
     address = tracker.address(task)
     organization = task.organization
     tile_url = settings.TRACKER_TILE_URL if origin_of(settings.TRACKER_TILE_URL) else ""
@@ -159,7 +161,8 @@ def page_context(request: HttpRequest, task: Task, forms: dict[str, Form]) -> di
         "sent": SENT.get(request.GET.get("sent", "")),
         "status_url": reverse("tracker-status", args=[task.url_safe_id]),
         "action": reverse("tracker", args=[task.url_safe_id]),
-        "rating_shown": document["can_rate"] or bool(forms["rating"].errors),
+        "rating_invalid": rating_invalid,
+        "rating_shown": document["can_rate"] or rating_invalid,
         "poll_seconds": settings.TRACKER_POLL_SECONDS,
         "theme_url": reverse("tracker-theme", args=[organization.brand_color.lstrip("#").lower()]),
         "map": {"tiles": tile_url, "attribution": settings.TRACKER_TILE_ATTRIBUTION, **address["point"]}

@@ -7,10 +7,10 @@ import pytest
 import time_machine
 from django.core.cache import cache
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from taskhub.ratelimit import redis_client
-from tasks import tracker_views
+from tasks import tracker, tracker_views
 from tasks.models import Attachment, Person, Rating, StatusType, Task, TaskAddress, TaskStatus
 from tasks.services import task_assign, task_delete, task_rate, task_report_status
 from tasks.tracker_security import contrast, theme_css
@@ -380,6 +380,16 @@ def test_the_theme_stylesheet_is_served_and_cacheable():
 
 
 # --- Remembered pages and documents -------------------------------------------------------------
+
+
+def test_labels_are_remembered_per_language():
+    """A label's translation is looked up once per language and process, and never served in another one."""
+    shown = {}
+    for language in ("de", "fr", "de", "en"):
+        with translation.override(language):
+            shown.setdefault(language, set()).add(tracker._("File"))
+            assert tracker.status_label(StatusType.CONFIRMED) == str(StatusType.CONFIRMED.label)
+    assert shown == {"de": {"Datei"}, "fr": {"Fichier"}, "en": {"File"}}
 
 
 def test_a_second_view_reads_only_the_task_and_shows_the_same_page_and_document(org, django_assert_num_queries):
