@@ -14,7 +14,7 @@ from notifications import services
 from notifications.models import Notification, NotificationSettings, Suppression, TemplateRule, TemplateSet
 from notifications.policy import in_quiet_hours, quiet_hours_end, retry_delay
 from notifications.rendering import RenderError, compiled, render, when_text
-from notifications.sending import send_due
+from notifications.sending import SETTLE_AFTER, send_due
 from notifications.tasks import send_notifications
 from taskhub.models import Organization
 from tasks.models import StatusType, Task, TaskAddress
@@ -287,6 +287,30 @@ def test_the_daily_cap_stops_sending_with_a_clear_error(org, make_task, no_quiet
     assert sms[second.pk].status == "failed"
     assert "daily SMS cap reached" in sms[second.pk].error
     assert len(mail.outbox) == 2  # the email cap is separate
+
+
+def test_the_daily_count_keeps_what_settled_and_reads_only_newer_sends(org, make_task, no_quiet_hours):
+    """Sends older than SETTLE_AFTER are counted once per process; a batch reads only the newer ones,
+    other workers' among them. (Deleting settled rows stands in for "not read again".)"""
+    NotificationSettings.objects.filter(organization=org).update(daily_sms_cap=4)
+    noon = datetime(2026, 12, 1, 12, 0, tzinfo=ZoneInfo("America/New_York"))
+
+    def sms_of(external_id: str) -> Notification:
+        services.plan(task=make_task(external_id=external_id), event="created")
+        send_due()
+        return rows(channel="sms", task__external_id=external_id)[0]
+
+    with time_machine.travel(noon - timedelta(hours=3), tick=False) as traveller:
+        earlier = [sms_of(f"morning-{n}") for n in range(2)]
+        traveller.move_to(noon)
+        assert sms_of("first").status == "sent"  # counted 2: the morning's, settled from here on
+        Notification.objects.filter(pk__in=[row.pk for row in earlier]).delete()
+        traveller.shift(SETTLE_AFTER + timedelta(seconds=1))
+        other_worker = sms_of("other")  # 3 sent: the morning's two are still counted
+        assert other_worker.status == "sent"
+        assert sms_of("capped").status == "failed"  # 4: two remembered, "first" settled, "other" read anew
+        traveller.move_to(noon + timedelta(days=1))
+        assert sms_of("next-day").status == "sent"  # a new day counts from its start
 
 
 def test_a_changes_messages_are_sent_in_a_fixed_number_of_statements_and_one_more_each(org, make_task, no_quiet_hours):
