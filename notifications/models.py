@@ -98,10 +98,13 @@ class TemplateRule(models.Model):
 
 
 class NotificationQuerySet(models.QuerySet):
-    def due(self, now: datetime) -> "NotificationQuerySet":
-        """Waiting to be sent, due, and not leased by a worker right now."""
+    def due(self, now: datetime, lease_ended_by: datetime | None = None) -> "NotificationQuerySet":
+        """Waiting to be sent, due, and not leased by a worker right now.
+
+        `lease_ended_by` is `now` unless given: a compiled query binds each of its values once.
+        """
         return self.filter(status__in=Notification.PENDING, next_attempt_at__lte=now).filter(
-            Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+            Q(locked_until__isnull=True) | Q(locked_until__lt=now if lease_ended_by is None else lease_ended_by)
         )
 
     def sent_since(self, organization_id: int, channel: str, since: datetime) -> "NotificationQuerySet":

@@ -4,7 +4,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -12,6 +12,8 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from taskhub.models import Organization
+from taskhub.prepared import Prepared, columns, from_row
+from taskhub.updating import save_fields, update_rows
 from webhooks.services import emit
 
 from .models import Channel, Notification
@@ -41,7 +43,10 @@ def claim_due(limit: int) -> list[Notification]:
 
 def claim_all(notification_ids: list[int]) -> list[Notification]:
     """Lease those of these notifications that are due; the rest are final, not due, or leased elsewhere."""
-    return _claim(lambda now: Notification.objects.due(now).filter(pk__in=notification_ids).order_by("pk"))
+    ids = sorted(set(notification_ids))
+    if 0 < len(ids) <= COMPILED_CLAIMS:
+        return _claim_compiled(ids)
+    return _claim(lambda now: Notification.objects.due(now).filter(pk__in=ids).order_by("pk"))
 
 
 def _claim(due: Callable[[datetime], QuerySet], limit: int | None = None) -> list[Notification]:
@@ -49,13 +54,57 @@ def _claim(due: Callable[[datetime], QuerySet], limit: int | None = None) -> lis
     now = timezone.now()
     with transaction.atomic():
         locked = due(now).select_related("organization").select_for_update(skip_locked=True, of=("self",))
-        claimed = list(locked[:limit])
-        if claimed:
-            locked_until = now + lease_length()
-            Notification.objects.filter(pk__in=[n.pk for n in claimed]).update(locked_until=locked_until)
-            for notification in claimed:
-                notification.locked_until = locked_until
+        return _leased(list(locked[:limit]), now)
+
+
+def _leased(claimed: list[Notification], now: datetime) -> list[Notification]:
+    if claimed:
+        locked_until = now + lease_length()
+        update_rows(Notification, [n.pk for n in claimed], locked_until=locked_until)
+        for notification in claimed:
+            notification.locked_until = locked_until
     return claimed
+
+
+# One change's messages are claimed by their ids: the read is compiled once per thread and number
+# of ids (taskhub.prepared), as compiling it cost more than running it; more ids are rare.
+COMPILED_CLAIMS = 16
+NOW_MARK, LEASE_MARK = datetime(2001, 2, 3, 4, 5, 6, 789031, UTC), datetime(2001, 2, 3, 4, 5, 6, 789032, UTC)
+NOTIFICATION_COLUMNS, ORGANIZATION_COLUMNS = columns(Notification), columns(Organization)
+_claims: dict[int, Prepared] = {}
+
+
+def _claim_read(count: int) -> Prepared:
+    found = _claims.get(count)
+    if found is not None:
+        return found
+    marks = [-(2**62) + 100 + n for n in range(count)]
+
+    def build(now: datetime, lease_ended_by: datetime, *ids: int) -> QuerySet:
+        return (
+            Notification.objects.due(now, lease_ended_by)
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values(*NOTIFICATION_COLUMNS, *(f"organization__{name}" for name in ORGANIZATION_COLUMNS))
+        )
+
+    return _claims.setdefault(count, Prepared(build, NOW_MARK, LEASE_MARK, *marks))
+
+
+def _claim_compiled(ids: list[int]) -> list[Notification]:
+    """`_claim` of these ids, with the read compiled once."""
+    now = timezone.now()
+    read = _claim_read(len(ids))
+    with transaction.atomic():
+        claimed = []
+        for row in read.rows(now, now, *ids):
+            notification = from_row(Notification, row, read.db, NOTIFICATION_COLUMNS)
+            Notification.organization.field.set_cached_value(
+                notification, from_row(Organization, row, read.db, ORGANIZATION_COLUMNS, "organization__")
+            )
+            claimed.append(notification)
+        return _leased(claimed, now)
 
 
 def send_due(limit: int | None = None) -> int:
@@ -137,9 +186,7 @@ class SentToday:
         with self._lock:
             settled, until = self._settled.get(key, (0, since))
         settle_by = max(until, now - SETTLE_AFTER)
-        found = Notification.objects.sent_since(organization.pk, channel, until).aggregate(
-            settling=Count("pk", filter=Q(sent_at__lt=settle_by)), newer=Count("pk")
-        )
+        found = SENT_SINCE.first(organization.pk, channel, until, settle_by) or {"settling": 0, "newer": 0}
         with self._lock:  # a thread that counted meanwhile stored a pair as true as this one
             self._settled[key] = (settled + found["settling"], settle_by)
             self._settled.move_to_end(key)
@@ -149,6 +196,21 @@ class SentToday:
 
 
 sent_today = SentToday()
+# The count, compiled once per thread (taskhub.prepared): compiling it cost more than running it.
+ORGANIZATION_MARK, CHANNEL_MARK = -(2**62) + 21, "\x00channel\x00"
+SINCE_MARK, SETTLE_MARK = datetime(2001, 2, 3, 4, 5, 6, 789021, UTC), datetime(2001, 2, 3, 4, 5, 6, 789022, UTC)
+SENT_SINCE = Prepared(
+    lambda organization_id, channel, since, settle_by: (
+        Notification.objects.sent_since(organization_id, channel, since)
+        .order_by()
+        .values("organization_id")
+        .annotate(settling=Count("pk", filter=Q(sent_at__lt=settle_by)), newer=Count("pk"))
+    ),
+    ORGANIZATION_MARK,
+    CHANNEL_MARK,
+    SINCE_MARK,
+    SETTLE_MARK,
+)
 
 
 def attempt(notification: Notification, now: datetime | None = None, checks: Checks | None = None) -> Notification:
@@ -220,10 +282,10 @@ def _finish(notification: Notification, *, attempted: bool = False, final: bool 
         notification.next_attempt_at = None
     notification.locked_until = None
     if not failed:
-        notification.save(update_fields=FINISHED_FIELDS)
+        save_fields(notification, FINISHED_FIELDS)
         return
     with transaction.atomic():
-        notification.save(update_fields=FINISHED_FIELDS)
+        save_fields(notification, FINISHED_FIELDS)
         notification_failed(notification)
 
 

@@ -1,4 +1,5 @@
-"""One row's chosen columns in one UPDATE, for the writes every change makes.
+"""One row's chosen columns in one UPDATE, for the writes every change makes; the same values into
+several rows (`update_rows`).
 
 `Model.save(update_fields=...)` builds its UPDATE anew on each call: for an upsert's customer and
 task, compiling it cost more than running it. `save_fields` keeps the statement for each model
@@ -17,8 +18,11 @@ from django.db.models import Field, Model, signals
 
 
 @lru_cache(maxsize=256)
-def _statement(model: type[Model], alias: str, names: tuple[str, ...]) -> tuple[str, tuple[Field, ...]] | None:
-    """The UPDATE of these fields of one row by its key, and the fields in order; None where save() must do it."""
+def _statement(
+    model: type[Model], alias: str, names: tuple[str, ...], rows: int
+) -> tuple[str, tuple[Field, ...]] | None:
+    """The UPDATE of these fields of `rows` rows by their keys, and the fields in order; None where a
+    field is not a plain column (save() must do it)."""
     opts = model._meta
     fields = tuple(opts.get_field(name) for name in names)
     if any(not f.concrete or f.primary_key or f.generated or hasattr(f, "get_placeholder") for f in fields):
@@ -26,7 +30,8 @@ def _statement(model: type[Model], alias: str, names: tuple[str, ...]) -> tuple[
     quote = connections[alias].ops.quote_name
     columns = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     table, key = quote(opts.db_table), quote(opts.pk.column)
-    return f"UPDATE {table} SET {columns} WHERE {key} = %s", fields  # noqa: S608 - names from the model
+    keys = "= %s" if rows == 1 else f"IN ({', '.join(['%s'] * rows)})"
+    return f"UPDATE {table} SET {columns} WHERE {key} {keys}", fields  # noqa: S608 - names from the model
 
 
 def save_fields(obj: Model, names: Iterable[str]) -> None:
@@ -34,7 +39,7 @@ def save_fields(obj: Model, names: Iterable[str]) -> None:
     model = type(obj)
     names = tuple(dict.fromkeys(names))
     alias = router.db_for_write(model, instance=obj)
-    found = _statement(model, alias, names)
+    found = _statement(model, alias, names, 1)
     if found is None or signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
         obj.save(update_fields=names)
         return
@@ -47,3 +52,21 @@ def save_fields(obj: Model, names: Iterable[str]) -> None:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
             raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+def update_rows(model: type[Model], pks: list, **values) -> int:
+    """`model.objects.filter(pk__in=pks).update(**values)` for plain values, without building the
+    statement each time; how many rows it changed."""
+    if not pks:
+        return 0
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    found = _statement(model, alias, tuple(values), len(pks))
+    if found is None:
+        raise ValueError(f"update_rows writes plain columns of {model.__name__}")
+    sql, fields = found
+    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    params += [model._meta.pk.get_db_prep_value(pk, connection) for pk in pks]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

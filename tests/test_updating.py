@@ -4,7 +4,7 @@ import pytest
 from django.db import DatabaseError
 from django.db.models import signals
 
-from taskhub.updating import save_fields
+from taskhub.updating import save_fields, update_rows
 from tasks.models import Group, Person, Task
 
 pytestmark = pytest.mark.django_db
@@ -45,3 +45,20 @@ def test_a_model_with_save_receivers_is_saved_by_save_itself(org):
         signals.post_save.disconnect(receiver, sender=Person)
     assert heard == [{"email"}]
     assert Person.objects.get(pk=person.pk).email == "ada@example.com"
+
+
+def test_update_rows_writes_the_same_values_into_the_named_rows_only(org):
+    tasks = [Task.objects.create(organization=org, title=f"T{n}", details="kept") for n in range(3)]
+    assert update_rows(Task, [tasks[0].pk, tasks[2].pk], title="Same", importance="high") == 2
+    stored = {task.pk: (task.title, task.importance, task.details) for task in Task.objects.all()}
+    assert stored == {
+        tasks[0].pk: ("Same", "high", "kept"),
+        tasks[1].pk: ("T1", tasks[1].importance, "kept"),
+        tasks[2].pk: ("Same", "high", "kept"),
+    }
+    assert update_rows(Task, [], title="Nothing") == 0
+
+
+def test_update_rows_refuses_what_is_not_a_plain_column(org):
+    with pytest.raises(ValueError, match="plain columns"):
+        update_rows(Task, [1], id=2)
