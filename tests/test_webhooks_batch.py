@@ -348,6 +348,39 @@ def test_a_task_for_an_endpoint_this_process_is_draining_leaves_it_to_the_draine
 
 
 @pytest.mark.requires_postgres
+@pytest.mark.requires_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_round_sends_the_changes_written_while_it_held_its_endpoints_itself(org, make_endpoint, receiver, broker):
+    """Under load each change's task finds the endpoints taken and leaves a note; the round that
+    holds them claims again for all of them together, instead of a drain task for each."""
+    endpoints = [make_endpoint(), make_endpoint()]
+    queue(org, 1)
+    receiver.reply(delay=30)  # the round's requests hang until released
+    rounds: list[int] = []
+
+    def first_round() -> None:
+        try:
+            rounds.append(deliver_round([e.pk for e in endpoints]))
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first_round)
+    holder.start()
+    receiver.wait_for(2)
+    queue(org, 2)  # two more changes for both endpoints while the round's requests are out
+    with CaptureQueriesContext(connection) as captured:
+        assert deliver_round([e.pk for e in endpoints]) == 0
+    assert len(captured) == 0  # no claim: a note for the round
+    receiver.release.set()
+    holder.join(timeout=20)
+    assert rounds == [6]  # its own change's two, then the two changes' four in one more round
+    assert len(receiver.wait_for(6)) == 6
+    # Each change enqueued its own task on commit (left in the queue: no worker runs); no drain was handed on.
+    assert [name for name, _ in queued(broker, "webhooks")] == ["webhooks.tasks.deliver_endpoints"] * 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claimers_never_exceed_the_endpoint_allowance(org, endpoint, settings):
     settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 5

@@ -461,31 +461,50 @@ def _drain_in_batches(endpoint_id: int, limit: int) -> int:
     return sent
 
 
+ROUNDS_AGAIN = 8  # rounds a task runs for its endpoints' later changes before it hands them to drain tasks
+
+
 def deliver_round(endpoint_ids: Iterable[int]) -> int:
     """One batch for each endpoint, claimed together, sent together on the send pool, recorded together.
 
-    An endpoint whose batch filled its free slots may have more due: it gets a drain task of its
-    own rather than holding up the others here. So does one written to while this round held
-    it. An endpoint another thread of this process is draining is left to that thread (see
-    Drainers). Returns how many were sent.
+    Endpoints written to while this round held them (other changes' tasks left a note, see
+    Drainers) get another round here, claimed together again: under load, one task sends
+    several changes' deliveries instead of each change's task handing every endpoint a drain
+    task of its own. An endpoint whose batch filled its free slots may have more due: it gets a
+    drain task of its own rather than holding up the others here; so do those still written to
+    after ROUNDS_AGAIN rounds. An endpoint another thread of this process is draining is left
+    to that thread. Returns how many were sent.
     """
     taken = [endpoint_id for endpoint_id in endpoint_ids if drainers.take(endpoint_id)]
-    claims: list[tuple[list[Delivery], bool]] = []
-    deliveries: list[Delivery] = []
+    filled: set[int] = set()
+    again: list[int] = []
+    sent = 0
     try:
-        claims = _claim_for_endpoints(taken) if taken else []
-        batches = [batch for batch, _ in claims if batch]
-        for batch in batches:
-            if not batch[0].endpoint.enabled:
-                _bury(batch, "Not sent: the endpoint is disabled.")
-        deliveries = [delivery for batch in batches if batch[0].endpoint.enabled for delivery in batch]
-        if deliveries:
-            _finish(deliveries, _send_all(deliveries))
+        this_round = taken
+        for _ in range(1 + ROUNDS_AGAIN):
+            sent += _round(this_round, filled)
+            this_round = [e for e in this_round if e not in filled and drainers.noted(e)]
+            if not this_round:
+                break
+        again = this_round  # still written to after the last round: their notes were taken
     finally:
-        filled = {batch[0].endpoint_id for batch, full in claims if batch and full}
-        more = [endpoint_id for endpoint_id in taken if drainers.release(endpoint_id) or endpoint_id in filled]
+        more = [e for e in taken if drainers.release(e) or e in filled or e in again]
         if more:
             enqueue_drains(more)
+    return sent
+
+
+def _round(endpoint_ids: list[int], filled: set[int]) -> int:
+    """One round; adds to `filled` the endpoints whose batch filled their free slots. How many were sent."""
+    claims = _claim_for_endpoints(endpoint_ids) if endpoint_ids else []
+    filled.update(batch[0].endpoint_id for batch, full in claims if batch and full)
+    batches = [batch for batch, _ in claims if batch]
+    for batch in batches:
+        if not batch[0].endpoint.enabled:
+            _bury(batch, "Not sent: the endpoint is disabled.")
+    deliveries = [delivery for batch in batches if batch[0].endpoint.enabled for delivery in batch]
+    if deliveries:
+        _finish(deliveries, _send_all(deliveries))
     return len(deliveries)
 
 
