@@ -108,15 +108,21 @@ def _claim_for_endpoint(endpoint_id: int, answered: int = 0) -> tuple[list[Deliv
 def _claim_for_endpoints(endpoint_ids: Sequence[int], answered: int = 0) -> list[tuple[list[Delivery], bool]]:
     """Each endpoint's batch, claimed as `_claim_for_endpoint` claims one, in one transaction with one lease.
 
-    One change's deliveries go to several endpoints: claimed together they take one transaction
-    and one UPDATE instead of one of each per endpoint. The endpoints' rows are locked in id
-    order, so two such claims never wait on each other in a circle.
+    One change's deliveries go to several endpoints: claimed together they take one transaction,
+    one read locking the endpoints' rows, one counting their requests in flight and one UPDATE,
+    and a read of due rows per endpoint. The rows are locked in id order, so two such claims
+    never wait on each other in a circle.
     """
     now = timezone.now()
+    ids = sorted(set(endpoint_ids))
     claims: dict[int, tuple[list[Delivery], bool]] = {}
     with transaction.atomic():
-        for endpoint_id in sorted(set(endpoint_ids)):
-            claims[endpoint_id] = _claim_rows(endpoint_id, now, answered)
+        locked = _lock_endpoints(ids)
+        # Counted once the rows are locked: a claim that held them meanwhile has committed its lease.
+        busy = {row["endpoint_id"]: row["n"] for row in in_flight(len(ids)).rows(now, *ids)} if locked else {}
+        for endpoint_id in ids:
+            endpoint = locked.get(endpoint_id)
+            claims[endpoint_id] = _claim_rows(endpoint, busy.get(endpoint_id, 0), now, answered)
         leased = [delivery.pk for batch, _ in claims.values() for delivery in batch]
         if leased:
             locked_until = now + lease_length()
@@ -127,19 +133,21 @@ def _claim_for_endpoints(endpoint_ids: Sequence[int], answered: int = 0) -> list
     return [claims[endpoint_id] for endpoint_id in endpoint_ids]
 
 
-def _claim_rows(endpoint_id: int, now: datetime, answered: int) -> tuple[list[Delivery], bool]:
-    """Inside the claim's transaction: lock the endpoint's row and its due rows for its free slots."""
-    # Only the endpoint's row: its default ordering joins the organization, which must stay unlocked.
-    row = ENDPOINT_ROW.first(endpoint_id)
-    endpoint = None if row is None else from_row(Endpoint, row, ENDPOINT_ROW.db, ENDPOINT_COLUMNS)
+def _lock_endpoints(ids: list[int]) -> dict[int, Endpoint]:
+    """Inside the claim's transaction: the endpoints' rows, locked in id order (those that still exist)."""
+    read = endpoint_rows(len(ids))
+    return {row["id"]: from_row(Endpoint, row, read.db, ENDPOINT_COLUMNS) for row in read.rows(*ids)}
+
+
+def _claim_rows(endpoint: Endpoint | None, busy: int, now: datetime, answered: int) -> tuple[list[Delivery], bool]:
+    """Inside the claim's transaction, the endpoint's row locked: its due rows for its free slots."""
     if endpoint is None or endpoint.rate_limit is not None:
         return [], False
-    busy = IN_FLIGHT.first(endpoint_id, now)
-    room = endpoint_allowance(endpoint) - (busy["n"] if busy else 0) + answered
+    room = endpoint_allowance(endpoint) - busy + answered
     if room <= 0:
         return [], False
     due = due_batch(room)
-    batch = [_claimed(row, due.db) for row in due.rows(endpoint_id, now, now)]
+    batch = [_claimed(row, due.db) for row in due.rows(endpoint.pk, now, now)]
     for delivery in batch:
         delivery.endpoint = endpoint
     return batch, len(batch) == room
@@ -152,27 +160,49 @@ ENDPOINT_MARK, NOW_MARK, LEASE_MARK = (
     datetime(2001, 2, 3, 4, 5, 6, 789013, UTC),
 )
 ENDPOINT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS = columns(Endpoint), columns(Delivery), columns(Event)
-ENDPOINT_ROW = Prepared(
-    lambda endpoint_id: (
-        Endpoint.objects.select_for_update(no_key=True, of=("self",))
-        .filter(pk=endpoint_id)
-        .order_by()
-        .values(*ENDPOINT_COLUMNS)
-    ),
-    ENDPOINT_MARK,
-)
-IN_FLIGHT = Prepared(
-    lambda endpoint_id, now: (
-        Delivery.objects.in_flight(now)
-        .filter(endpoint_id=endpoint_id)
-        .order_by()
-        .values("endpoint_id")
-        .annotate(n=Count("id"))
-    ),
-    ENDPOINT_MARK,
-    NOW_MARK,
-)
+_endpoint_rows: dict[int, Prepared] = {}
+_in_flight: dict[int, Prepared] = {}
 _due_batches: dict[int, Prepared] = {}
+
+
+def _endpoint_marks(count: int) -> list[int]:
+    return [ENDPOINT_MARK + n for n in range(count)]
+
+
+def endpoint_rows(count: int) -> Prepared:
+    """`count` endpoints' rows, locked (FOR NO KEY UPDATE, which does not block new deliveries) in id order."""
+    found = _endpoint_rows.get(count)
+    if found is not None:
+        return found
+
+    def build(*endpoint_ids: int):
+        # Only the endpoints' rows: their default ordering joins the organization, which must stay unlocked.
+        return (
+            Endpoint.objects.select_for_update(no_key=True, of=("self",))
+            .filter(pk__in=endpoint_ids)
+            .order_by("pk")
+            .values(*ENDPOINT_COLUMNS)
+        )
+
+    return _endpoint_rows.setdefault(count, Prepared(build, *_endpoint_marks(count)))
+
+
+def in_flight(count: int) -> Prepared:
+    """How many requests each of `count` endpoints has in flight (endpoints with none have no row)."""
+    found = _in_flight.get(count)
+    if found is not None:
+        return found
+
+    def build(now: datetime, *endpoint_ids: int):
+        return (
+            Delivery.objects.in_flight(now)
+            .filter(endpoint_id__in=endpoint_ids)
+            .order_by()
+            .values("endpoint_id")
+            .annotate(n=Count("id"))
+        )
+
+    return _in_flight.setdefault(count, Prepared(build, NOW_MARK, *_endpoint_marks(count)))
 
 
 def due_batch(size: int) -> Prepared:
