@@ -1,5 +1,6 @@
 """Sending one notification: claim the row, check opt-out, quiet hours and caps, send, record the outcome."""
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -71,13 +72,10 @@ def _leased(claimed: list[Notification], now: datetime) -> list[Notification]:
 COMPILED_CLAIMS = 16
 NOW_MARK, LEASE_MARK = datetime(2001, 2, 3, 4, 5, 6, 789031, UTC), datetime(2001, 2, 3, 4, 5, 6, 789032, UTC)
 NOTIFICATION_COLUMNS, ORGANIZATION_COLUMNS = columns(Notification), columns(Organization)
-_claims: dict[int, Prepared] = {}
 
 
+@functools.cache
 def _claim_read(count: int) -> Prepared:
-    found = _claims.get(count)
-    if found is not None:
-        return found
     marks = [-(2**62) + 100 + n for n in range(count)]
 
     def build(now: datetime, lease_ended_by: datetime, *ids: int) -> QuerySet:
@@ -89,7 +87,7 @@ def _claim_read(count: int) -> Prepared:
             .values(*NOTIFICATION_COLUMNS, *(f"organization__{name}" for name in ORGANIZATION_COLUMNS))
         )
 
-    return _claims.setdefault(count, Prepared(build, NOW_MARK, LEASE_MARK, *marks))
+    return Prepared(build, NOW_MARK, LEASE_MARK, *marks)
 
 
 def _claim_compiled(ids: list[int]) -> list[Notification]:

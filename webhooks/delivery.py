@@ -1,5 +1,6 @@
 """Delivering one attempt: claim the row, sign, POST through the guarded seam, record the outcome."""
 
+import functools
 import json
 import logging
 import threading
@@ -160,20 +161,15 @@ ENDPOINT_MARK, NOW_MARK, LEASE_MARK = (
     datetime(2001, 2, 3, 4, 5, 6, 789013, UTC),
 )
 ENDPOINT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS = columns(Endpoint), columns(Delivery), columns(Event)
-_endpoint_rows: dict[int, Prepared] = {}
-_in_flight: dict[int, Prepared] = {}
-_due_batches: dict[int, Prepared] = {}
 
 
 def _endpoint_marks(count: int) -> list[int]:
     return [ENDPOINT_MARK + n for n in range(count)]
 
 
+@functools.cache
 def endpoint_rows(count: int) -> Prepared:
     """`count` endpoints' rows, locked (FOR NO KEY UPDATE, which does not block new deliveries) in id order."""
-    found = _endpoint_rows.get(count)
-    if found is not None:
-        return found
 
     def build(*endpoint_ids: int):
         # Only the endpoints' rows: their default ordering joins the organization, which must stay unlocked.
@@ -184,14 +180,12 @@ def endpoint_rows(count: int) -> Prepared:
             .values(*ENDPOINT_COLUMNS)
         )
 
-    return _endpoint_rows.setdefault(count, Prepared(build, *_endpoint_marks(count)))
+    return Prepared(build, *_endpoint_marks(count))
 
 
+@functools.cache
 def in_flight(count: int) -> Prepared:
     """How many requests each of `count` endpoints has in flight (endpoints with none have no row)."""
-    found = _in_flight.get(count)
-    if found is not None:
-        return found
 
     def build(now: datetime, *endpoint_ids: int):
         return (
@@ -202,14 +196,12 @@ def in_flight(count: int) -> Prepared:
             .annotate(n=Count("id"))
         )
 
-    return _in_flight.setdefault(count, Prepared(build, NOW_MARK, *_endpoint_marks(count)))
+    return Prepared(build, NOW_MARK, *_endpoint_marks(count))
 
 
+@functools.cache
 def due_batch(size: int) -> Prepared:
     """The endpoint's oldest `size` due deliveries with their events, locked, skipping those locked elsewhere."""
-    found = _due_batches.get(size)
-    if found is not None:
-        return found
 
     def build(endpoint_id: int, now: datetime, lease_ended_by: datetime):
         return (
@@ -220,7 +212,7 @@ def due_batch(size: int) -> Prepared:
             .values(*DELIVERY_COLUMNS, *(f"event__{name}" for name in EVENT_COLUMNS))[:size]
         )
 
-    return _due_batches.setdefault(size, Prepared(build, ENDPOINT_MARK, NOW_MARK, LEASE_MARK))
+    return Prepared(build, ENDPOINT_MARK, NOW_MARK, LEASE_MARK)
 
 
 def _claimed(row: dict, db: str) -> Delivery:
