@@ -168,8 +168,9 @@ class SentToday:
     at 4,800 SMS; 36 ms at 200,000). Now each process keeps the count of the sends that have
     settled (older than SETTLE_AFTER) and reads only the newer ones: other workers' sends among
     them. The count starts again with a new local day, and from scratch when the organization's
-    configuration stamp changes. A message reported failed after it settled still counts, which
-    can only stop sending early, never late.
+    configuration stamp changes. A message that changes after it settled still counts as it did
+    (reported failed: once; resent: once more when it goes again), which can only stop sending
+    early, never late.
     """
 
     SIZE = 4096
