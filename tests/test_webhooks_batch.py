@@ -1,6 +1,7 @@
 """Deliveries go out a batch per endpoint: one task per endpoint per commit, one claim and one write per batch."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -352,9 +353,13 @@ def test_a_task_for_an_endpoint_this_process_is_draining_leaves_it_to_the_draine
 @pytest.mark.requires_postgres
 @pytest.mark.requires_redis
 @pytest.mark.django_db(transaction=True)
-def test_a_round_sends_the_changes_written_while_it_held_its_endpoints_itself(org, make_endpoint, receiver, broker):
+def test_a_round_sends_the_changes_written_while_it_held_its_endpoints_itself(
+    org, make_endpoint, receiver, broker, monkeypatch
+):
     """Under load each change's task finds the endpoints taken and leaves a note; the round that
-    holds them claims again for all of them together, instead of a drain task for each."""
+    holds them claims again for all of them together, instead of a drain task for each. (Its
+    requests are held here until the notes are in: the round counts as quick whatever they took.)"""
+    monkeypatch.setattr(delivery_module, "ROUND_AGAIN_WITHIN", 60.0)
     endpoints = [make_endpoint(), make_endpoint()]
     queue(org, 1)
     receiver.reply(delay=30)  # the round's requests hang until released
@@ -380,6 +385,36 @@ def test_a_round_sends_the_changes_written_while_it_held_its_endpoints_itself(or
     # Each change enqueued its own task on commit (left in the queue: no worker runs); no drain was handed on.
     assert [name for name, _ in queued(broker, "webhooks")] == ["webhooks.tasks.deliver_endpoints"] * 3
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.requires_redis
+@pytest.mark.django_db(transaction=True)
+def test_after_a_slow_round_the_changes_written_meanwhile_go_to_drain_tasks(org, make_endpoint, receiver, broker):
+    """A slow endpoint holds up the others for its own change's round only: the changes written
+    while its requests were out are handed to a drain task per endpoint."""
+    endpoints = [make_endpoint(), make_endpoint()]
+    queue(org, 1)
+    receiver.reply(delay=30)  # one endpoint's request hangs until released: a slow round
+    rounds: list[int] = []
+
+    def first_round() -> None:
+        try:
+            rounds.append(deliver_round([e.pk for e in endpoints]))
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first_round)
+    holder.start()
+    receiver.wait_for(2)
+    queue(org, 1)
+    assert deliver_round([e.pk for e in endpoints]) == 0  # a note for the round
+    time.sleep(10 * delivery_module.ROUND_AGAIN_WITHIN)  # the held request: surely slower than that
+    receiver.release.set()
+    holder.join(timeout=20)
+    assert rounds == [2]  # its own change only
+    drains = sorted(args for name, args in queued(broker, "webhooks") if name == "webhooks.tasks.deliver_endpoint")
+    assert drains == sorted((endpoint.pk,) for endpoint in endpoints)
 
 
 @pytest.mark.requires_postgres

@@ -484,18 +484,20 @@ def _drain_in_batches(endpoint_id: int, limit: int) -> int:
 
 
 ROUNDS_AGAIN = 8  # rounds a task runs for its endpoints' later changes before it hands them to drain tasks
+ROUND_AGAIN_WITHIN = 0.02  # seconds: a round whose requests took longer hands its endpoints' later changes on
 
 
 def deliver_round(endpoint_ids: Iterable[int]) -> int:
     """One batch for each endpoint, claimed together, sent together on the send pool, recorded together.
 
     Endpoints written to while this round held them (other changes' tasks left a note, see
-    Drainers) get another round here, claimed together again: under load, one task sends
-    several changes' deliveries instead of each change's task handing every endpoint a drain
-    task of its own. An endpoint whose batch filled its free slots may have more due: it gets a
-    drain task of its own rather than holding up the others here; so do those still written to
-    after ROUNDS_AGAIN rounds. An endpoint another thread of this process is draining is left
-    to that thread. Returns how many were sent.
+    Drainers) get another round here, claimed together again, when every request of the round
+    answered within ROUND_AGAIN_WITHIN: under load, one task sends several changes' deliveries
+    instead of each change's task handing every endpoint a drain task of its own. After a slower
+    round they get drain tasks of their own, so a slow endpoint never holds up the others for
+    more than the one change's round. So does an endpoint whose batch filled its free slots (it
+    may have more due), and one still written to after ROUNDS_AGAIN rounds. An endpoint another
+    thread of this process is draining is left to that thread. Returns how many were sent.
     """
     taken = [endpoint_id for endpoint_id in endpoint_ids if drainers.take(endpoint_id)]
     filled: set[int] = set()
@@ -504,11 +506,13 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
     try:
         this_round = taken
         for _ in range(1 + ROUNDS_AGAIN):
-            sent += _round(this_round, filled)
+            count, sending = _round(this_round, filled)
+            sent += count
+            quick = sending <= ROUND_AGAIN_WITHIN
             this_round = [e for e in this_round if e not in filled and drainers.noted(e)]
-            if not this_round:
+            if not this_round or not quick:
                 break
-        again = this_round  # still written to after the last round: their notes were taken
+        again = this_round  # written to after the last round: their notes were taken
     finally:
         more = [e for e in taken if drainers.release(e) or e in filled or e in again]
         if more:
@@ -516,8 +520,9 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
     return sent
 
 
-def _round(endpoint_ids: list[int], filled: set[int]) -> int:
-    """One round; adds to `filled` the endpoints whose batch filled their free slots. How many were sent."""
+def _round(endpoint_ids: list[int], filled: set[int]) -> tuple[int, float]:
+    """One round; adds to `filled` the endpoints whose batch filled their free slots. How many were
+    sent, and how long their requests took (seconds)."""
     claims = _claim_for_endpoints(endpoint_ids) if endpoint_ids else []
     filled.update(batch[0].endpoint_id for batch, full in claims if batch and full)
     batches = [batch for batch, _ in claims if batch]
@@ -525,9 +530,13 @@ def _round(endpoint_ids: list[int], filled: set[int]) -> int:
         if not batch[0].endpoint.enabled:
             _bury(batch, "Not sent: the endpoint is disabled.")
     deliveries = [delivery for batch in batches if batch[0].endpoint.enabled for delivery in batch]
-    if deliveries:
-        _finish(deliveries, _send_all(deliveries))
-    return len(deliveries)
+    if not deliveries:
+        return 0, 0.0
+    started = time.monotonic()
+    sent = _send_all(deliveries)
+    sending = time.monotonic() - started
+    _finish(deliveries, sent)
+    return len(deliveries), sending
 
 
 def _finish(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]]) -> None:
