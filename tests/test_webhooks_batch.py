@@ -350,6 +350,21 @@ def test_a_task_for_an_endpoint_this_process_is_draining_leaves_it_to_the_draine
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
 
 
+def round_in_thread(endpoints) -> tuple[threading.Thread, list[int]]:
+    """A round for these endpoints, started in a thread of its own; how many it sent lands in the list."""
+    rounds: list[int] = []
+
+    def run() -> None:
+        try:
+            rounds.append(deliver_round([e.pk for e in endpoints]))
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=run)
+    holder.start()
+    return holder, rounds
+
+
 @pytest.mark.requires_postgres
 @pytest.mark.requires_redis
 @pytest.mark.django_db(transaction=True)
@@ -362,17 +377,8 @@ def test_a_round_sends_the_changes_written_while_it_held_its_endpoints_itself(
     monkeypatch.setattr(delivery_module, "ROUND_AGAIN_WITHIN", 60.0)
     endpoints = [make_endpoint(), make_endpoint()]
     queue(org, 1)
-    receiver.reply(delay=30)  # the round's requests hang until released
-    rounds: list[int] = []
-
-    def first_round() -> None:
-        try:
-            rounds.append(deliver_round([e.pk for e in endpoints]))
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=first_round)
-    holder.start()
+    receiver.reply(delay=30)  # the round's first request hangs until released
+    holder, rounds = round_in_thread(endpoints)
     receiver.wait_for(2)
     queue(org, 2)  # two more changes for both endpoints while the round's requests are out
     with CaptureQueriesContext(connection) as captured:
@@ -396,16 +402,7 @@ def test_after_a_slow_round_the_changes_written_meanwhile_go_to_drain_tasks(org,
     endpoints = [make_endpoint(), make_endpoint()]
     queue(org, 1)
     receiver.reply(delay=30)  # one endpoint's request hangs until released: a slow round
-    rounds: list[int] = []
-
-    def first_round() -> None:
-        try:
-            rounds.append(deliver_round([e.pk for e in endpoints]))
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=first_round)
-    holder.start()
+    holder, rounds = round_in_thread(endpoints)
     receiver.wait_for(2)
     queue(org, 1)
     assert deliver_round([e.pk for e in endpoints]) == 0  # a note for the round
