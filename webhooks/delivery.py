@@ -20,7 +20,7 @@ from django.utils import timezone
 from taskhub.inserting import insert_all
 from taskhub.prepared import Prepared, columns, from_row
 
-from . import http
+from . import doorbell, http
 from .models import RESPONSE_BODY_LIMIT, Attempt, Delivery, Endpoint, Event
 from .schedule import retry_delay
 from .services import endpoint_disable, enqueue_drains
@@ -344,7 +344,9 @@ class Drainers:
     would all wait on the endpoint's row lock in turn while its holder, one of many threads of
     one process, waited for the interpreter: a convoy. Instead a task for an endpoint already
     being drained here leaves a note and ends; the drainer claims again before it lets go.
-    Between processes the row lock still keeps the claims in line.
+    With Redis, the endpoints held are known to every process (see webhooks.doorbell): a commit
+    to a held endpoint queues no task but rings its bell, which the holder hears as a note, and a
+    task that finds an endpoint held by another process rings it and ends.
     """
 
     def __init__(self) -> None:
@@ -354,20 +356,43 @@ class Drainers:
 
     def take(self, endpoint_id: int) -> bool:
         """Drain the endpoint from this thread; False, and a note for its drainer, when another thread does."""
-        with self._lock:
-            if endpoint_id in self._owners:
-                self._noted.add(endpoint_id)
-                return False
-            self._owners[endpoint_id] = threading.get_ident()
-            return True
+        return bool(self.take_all([endpoint_id]))
+
+    def take_all(self, endpoint_ids: Iterable[int]) -> list[int]:
+        """The endpoints this thread now drains, of those asked for; the others get a note for their drainer."""
+        with self._lock:  # held across the shared take, so no note lands on a take that then fails
+            mine = []
+            for endpoint_id in endpoint_ids:
+                if endpoint_id in self._owners:
+                    self._noted.add(endpoint_id)
+                else:
+                    self._owners[endpoint_id] = threading.get_ident()
+                    mine.append(endpoint_id)
+            taken = []
+            for endpoint_id, held in zip(mine, doorbell.take(mine), strict=True):
+                if held:
+                    taken.append(endpoint_id)
+                else:
+                    del self._owners[endpoint_id]
+            return taken
 
     def noted(self, endpoint_id: int) -> bool:
         """Whether more was written since the last look (and forget it)."""
+        return self.noted_all([endpoint_id])[0]
+
+    def noted_all(self, endpoint_ids: Sequence[int]) -> list[bool]:
         with self._lock:
-            return self._pop_note(endpoint_id)
+            local = [self._pop_note(endpoint_id) for endpoint_id in endpoint_ids]
+        shared = doorbell.heard(endpoint_ids)
+        return [a or b for a, b in zip(local, shared, strict=True)]
 
     def hand_back(self, endpoint_id: int) -> bool:
         """Let go of the endpoint, unless more was written meanwhile: True means it is still ours to drain."""
+        with self._lock:
+            if self._pop_note(endpoint_id):
+                return True
+        if doorbell.hand_back(endpoint_id):
+            return True
         with self._lock:
             if self._pop_note(endpoint_id):
                 return True
@@ -376,11 +401,18 @@ class Drainers:
 
     def release(self, endpoint_id: int) -> bool:
         """Let go of the endpoint if this thread holds it; True when more was written meanwhile, to hand on."""
+        return bool(self.release_all([endpoint_id]))
+
+    def release_all(self, endpoint_ids: Iterable[int]) -> list[int]:
+        """Let go of those of the endpoints this thread holds; those written to meanwhile, to hand on."""
+        ident = threading.get_ident()
         with self._lock:
-            if self._owners.get(endpoint_id) != threading.get_ident():
-                return False
-            del self._owners[endpoint_id]
-            return self._pop_note(endpoint_id)
+            mine = [endpoint_id for endpoint_id in endpoint_ids if self._owners.get(endpoint_id) == ident]
+            for endpoint_id in mine:
+                del self._owners[endpoint_id]
+            local = [self._pop_note(endpoint_id) for endpoint_id in mine]
+        shared = doorbell.release(mine)
+        return [endpoint_id for endpoint_id, a, b in zip(mine, local, shared, strict=True) if a or b]
 
     def _pop_note(self, endpoint_id: int) -> bool:
         found = endpoint_id in self._noted
@@ -418,8 +450,9 @@ def drain_endpoint(endpoint_id: int, limit: int) -> int:
 def _drain(endpoint_id: int, limit: int) -> int:
     pending: dict[Future, tuple[Delivery, float]] = {}
     answered: list[tuple[Delivery, tuple[Attempt, http.Response]]] = []
-    sent, more = 0, True
+    sent, more, touched = 0, True, time.monotonic()
     while True:
+        touched = doorbell.touch(endpoint_id, touched)
         if sent < limit and (more or drainers.noted(endpoint_id)):
             # The answered ones still hold their leases until recorded, but their requests are over:
             # their slots are claimed again first, and they are recorded while the new requests are out.
@@ -499,7 +532,7 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
     may have more due), and one still written to after ROUNDS_AGAIN rounds. An endpoint another
     thread of this process is draining is left to that thread. Returns how many were sent.
     """
-    taken = [endpoint_id for endpoint_id in endpoint_ids if drainers.take(endpoint_id)]
+    taken = drainers.take_all(endpoint_ids)
     filled: set[int] = set()
     again: list[int] = []
     sent = 0
@@ -509,12 +542,14 @@ def deliver_round(endpoint_ids: Iterable[int]) -> int:
             count, sending = _round(this_round, filled)
             sent += count
             quick = sending <= ROUND_AGAIN_WITHIN
-            this_round = [e for e in this_round if e not in filled and drainers.noted(e)]
+            this_round = [e for e in this_round if e not in filled]
+            this_round = [e for e, rang in zip(this_round, drainers.noted_all(this_round), strict=True) if rang]
             if not this_round or not quick:
                 break
         again = this_round  # written to after the last round: their notes were taken
     finally:
-        more = [e for e in taken if drainers.release(e) or e in filled or e in again]
+        rang = set(drainers.release_all(taken))
+        more = [e for e in taken if e in rang or e in filled or e in again]
         if more:
             enqueue_drains(more)
     return sent

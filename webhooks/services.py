@@ -13,6 +13,7 @@ from taskhub.inserting import insert_all
 from taskhub.models import Organization
 from taskhub.oncommit import CommitBatch
 
+from . import doorbell
 from .models import PREVIOUS_SECRET_TTL, Delivery, Endpoint, Event, new_secret
 
 logger = logging.getLogger(__name__)
@@ -111,10 +112,14 @@ def enqueue_on_commit(deliveries: Iterable[Delivery]) -> None:
 
 
 def enqueue_endpoints(endpoint_ids: Iterable[int]) -> None:
-    """What one commit wrote: one task for all its endpoints (a batch each, sent together), or a drain for one."""
+    """What one commit wrote: one task for all its endpoints (a batch each, sent together), or a drain for one.
+
+    Endpoints a worker is sending to get no task: their bells ring, and the worker claims again
+    before it lets go (see webhooks.doorbell).
+    """
     from .tasks import deliver_endpoint, deliver_endpoints
 
-    endpoint_ids = sorted(endpoint_ids)
+    endpoint_ids = doorbell.ring(sorted(endpoint_ids))
     if len(endpoint_ids) > 1:
         _enqueue(endpoint_ids, lambda: deliver_endpoints.delay(endpoint_ids))
     elif endpoint_ids:

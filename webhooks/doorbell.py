@@ -1,0 +1,170 @@
+"""Which endpoints a worker is sending to right now, known to every process through Redis.
+
+Under load one change follows another to the same endpoints. Each commit used to queue a task;
+most of them found the endpoints held by a worker thread that would claim again anyway, left a
+note and ended, or came after that thread had claimed their rows and found nothing: a publish in
+the request, a task in the worker and often an empty claim, for nothing. Now a worker sending to
+an endpoint holds its *drain* key, and a commit *rings* the endpoint's bell: where the drain key
+is held, the commit queues no task, and the holder claims again before it lets go.
+
+The two sides meet in Redis, each step atomic, so a ring is either heard by a holder or answered
+by a task, never lost:
+
+- ring: set the bell and read whether the drain key is held, in one transaction (the commit is
+  done by then, so a claim that follows the bell sees its rows);
+- take: hold the drain key and silence the bell, or, when another holds it, ring;
+- heard: silence the bell (before claiming again) and keep holding;
+- hand back: let go only if the bell is silent, else keep holding and say so;
+- release: let go, and say whether the bell rang (the caller hands that on to a task).
+
+The drain key expires HOLD after its holder last touched it, so a worker that died holding it
+delays its endpoints' next changes to the sweeper for that long at most. Without Redis (the
+embedded set-up) every commit queues its task, as does a commit that finds Redis unreachable.
+"""
+
+import logging
+import time
+from collections.abc import Sequence
+
+import redis
+from django.conf import settings
+
+from taskhub.ratelimit import redis_client
+
+logger = logging.getLogger(__name__)
+
+HOLD_MS = 30_000  # a drain key's life after its holder last touched it
+TOUCH_EVERY = HOLD_MS / 3000  # seconds: how often a long drain renews its key
+
+TAKE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 0
+"""
+
+HAND_BACK = """
+if redis.call('DEL', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return 0
+"""
+
+RELEASE = """
+local rung = redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[1])
+return rung
+"""
+
+_scripts: dict[str, redis.commands.core.Script] = {}
+
+
+def enabled() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def _client() -> redis.Redis:
+    return redis_client(settings.REDIS_URL)
+
+
+def _script(source: str):
+    script = _scripts.get(source)
+    if script is None:
+        script = _scripts[source] = _client().register_script(source)
+    return script
+
+
+def _keys(endpoint_id: int) -> list[str]:
+    """The endpoint's drain key and bell, named after the database, as several sites may share a Redis."""
+    prefix = f"taskhub:webhooks:{settings.DATABASES['default']['NAME']}:{endpoint_id}"
+    return [f"{prefix}:drain", f"{prefix}:bell"]
+
+
+def _run(source: str, endpoint_ids: Sequence[int]) -> list[int]:
+    script = _script(source)
+    pipe = _client().pipeline(transaction=False)
+    for endpoint_id in endpoint_ids:
+        script(keys=_keys(endpoint_id), args=[HOLD_MS], client=pipe)
+    return [int(answer) for answer in pipe.execute()]
+
+
+def ring(endpoint_ids: Sequence[int]) -> list[int]:
+    """After a commit: ring each endpoint's bell. The endpoints no worker holds: they need a task."""
+    if not enabled() or not endpoint_ids:
+        return list(endpoint_ids)
+    try:
+        pipe = _client().pipeline(transaction=True)
+        for endpoint_id in endpoint_ids:
+            drain, bell = _keys(endpoint_id)
+            pipe.set(bell, 1, px=HOLD_MS)
+            pipe.exists(drain)
+        answers = pipe.execute()
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable; queueing a task for each endpoint.", exc_info=True)
+        return list(endpoint_ids)
+    return [endpoint_id for endpoint_id, held in zip(endpoint_ids, answers[1::2], strict=True) if not held]
+
+
+def take(endpoint_ids: Sequence[int]) -> list[bool]:
+    """Hold each endpoint's drain key; False, and its bell rung for the holder, where another holds it."""
+    if not enabled() or not endpoint_ids:
+        return [True] * len(endpoint_ids)
+    try:
+        return [bool(answer) for answer in _run(TAKE, endpoint_ids)]
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable; sending without it.", exc_info=True)
+        return [True] * len(endpoint_ids)
+
+
+def heard(endpoint_ids: Sequence[int]) -> list[bool]:
+    """Silence each endpoint's bell, and keep holding it: True where it rang (claim again)."""
+    if not enabled() or not endpoint_ids:
+        return [False] * len(endpoint_ids)
+    try:
+        pipe = _client().pipeline(transaction=False)
+        for endpoint_id in endpoint_ids:
+            drain, bell = _keys(endpoint_id)
+            pipe.delete(bell)
+            pipe.pexpire(drain, HOLD_MS)
+        return [bool(rung) for rung in pipe.execute()[::2]]
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable; the sweeper sends what rang meanwhile.", exc_info=True)
+        return [False] * len(endpoint_ids)
+
+
+def hand_back(endpoint_id: int) -> bool:
+    """Let go of the endpoint unless its bell rang: True means it rang, and it is still held."""
+    if not enabled():
+        return False
+    try:
+        return bool(_run(HAND_BACK, [endpoint_id])[0])
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable; the sweeper sends what rang meanwhile.", exc_info=True)
+        return False
+
+
+def release(endpoint_ids: Sequence[int]) -> list[bool]:
+    """Let go of each endpoint: True where its bell rang since it was last heard (hand that on)."""
+    if not enabled() or not endpoint_ids:
+        return [False] * len(endpoint_ids)
+    try:
+        return [bool(rung) for rung in _run(RELEASE, endpoint_ids)]
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable; handing the endpoints on.", exc_info=True)
+        return [True] * len(endpoint_ids)
+
+
+def touch(endpoint_id: int, last: float) -> float:
+    """Renew a long drain's key every TOUCH_EVERY seconds; returns when it was last renewed."""
+    now = time.monotonic()
+    if not enabled() or now - last < TOUCH_EVERY:
+        return last
+    try:
+        _client().pexpire(_keys(endpoint_id)[0], HOLD_MS)
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable.", exc_info=True)
+    return now
