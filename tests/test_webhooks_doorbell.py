@@ -1,6 +1,7 @@
 """A commit to endpoints a worker is sending to queues no task: it rings their bells (webhooks.doorbell)."""
 
 import threading
+import time
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from taskhub.celery import app
 from tests.celery_broker import own_broker, queued
 from tests.test_webhooks_worker import wait_until
 from webhooks import doorbell, services
-from webhooks.delivery import drainers
+from webhooks.delivery import deliver_due, drainers
 from webhooks.models import Delivery
 from webhooks.tasks import deliver_endpoint
 
@@ -141,3 +142,19 @@ def test_changes_while_a_worker_sends_reach_every_endpoint_with_one_task_queued_
     assert {request.body.count('"n"') for request in receiver.received} == {1}
     for e in endpoints:
         assert Delivery.objects.filter(endpoint=e, status=Delivery.Status.SUCCEEDED).count() == 11
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_to_an_endpoint_held_by_a_worker_that_died_go_out_by_the_sweeper_until_its_key_lapses(
+    org, endpoint, receiver, broker
+):
+    drain_key = doorbell._keys(endpoint.pk)[0]
+    doorbell.take([endpoint.pk])  # held by a worker that then died: nobody hears its bell
+    change(org)
+    assert names(broker) == []
+    assert deliver_due() == 1  # the sweeper's pass, every 5 s
+    assert len(receiver.wait_for(1)) == 1
+    redis.Redis.from_url(django_settings.REDIS_URL).pexpire(drain_key, 1)  # its key lapses
+    time.sleep(0.01)
+    change(org)
+    assert names(broker) == ["webhooks.tasks.deliver_endpoint"]

@@ -10,8 +10,8 @@ is held, the commit queues no task, and the holder claims again before it lets g
 The two sides meet in Redis, each step atomic, so a ring is either heard by a holder or answered
 by a task, never lost:
 
-- ring: set the bell and read whether the drain key is held, in one transaction (the commit is
-  done by then, so a claim that follows the bell sees its rows);
+- ring: set the bell and read whether the drain key is held, in one script for all the commit's
+  endpoints (the commit is done by then, so a claim that follows the bell sees its rows);
 - take: hold the drain key and silence the bell, or, when another holds it, ring;
 - heard: silence the bell (before claiming again) and keep holding;
 - hand back: let go only if the bell is silent, else keep holding and say so;
@@ -52,6 +52,15 @@ if redis.call('DEL', KEYS[2]) == 1 then
 end
 redis.call('DEL', KEYS[1])
 return 0
+"""
+
+RING = """
+local held = {}
+for i = 1, #KEYS, 2 do
+  redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[1])
+  held[#held + 1] = redis.call('EXISTS', KEYS[i])
+end
+return held
 """
 
 RELEASE = """
@@ -97,16 +106,11 @@ def ring(endpoint_ids: Sequence[int]) -> list[int]:
     if not enabled() or not endpoint_ids:
         return list(endpoint_ids)
     try:
-        pipe = _client().pipeline(transaction=True)
-        for endpoint_id in endpoint_ids:
-            drain, bell = _keys(endpoint_id)
-            pipe.set(bell, 1, px=HOLD_MS)
-            pipe.exists(drain)
-        answers = pipe.execute()
+        held = _script(RING)(keys=[key for endpoint_id in endpoint_ids for key in _keys(endpoint_id)], args=[HOLD_MS])
     except (redis.RedisError, OSError):
         logger.warning("Webhook doorbell unavailable; queueing a task for each endpoint.", exc_info=True)
         return list(endpoint_ids)
-    return [endpoint_id for endpoint_id, held in zip(endpoint_ids, answers[1::2], strict=True) if not held]
+    return [endpoint_id for endpoint_id, rung in zip(endpoint_ids, held, strict=True) if not rung]
 
 
 def take(endpoint_ids: Sequence[int]) -> list[bool]:
