@@ -36,37 +36,60 @@ logger = logging.getLogger(__name__)
 HOLD_MS = 30_000  # a drain key's life after its holder last touched it
 TOUCH_EVERY = HOLD_MS / 3000  # seconds: how often a long drain renews its key
 
+# Each script takes KEYS as (drain, bell) pairs, one pair an endpoint, and answers 1 or 0 for each.
 TAKE = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  redis.call('DEL', KEYS[2])
-  return 1
+local answers = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
+    redis.call('DEL', KEYS[i + 1])
+    answers[#answers + 1] = 1
+  else
+    redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[1])
+    answers[#answers + 1] = 0
+  end
 end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
-return 0
+return answers
+"""
+
+HEARD = """
+local answers = {}
+for i = 1, #KEYS, 2 do
+  answers[#answers + 1] = redis.call('DEL', KEYS[i + 1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
+return answers
 """
 
 HAND_BACK = """
-if redis.call('DEL', KEYS[2]) == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  return 1
+local answers = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('DEL', KEYS[i + 1]) == 1 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    answers[#answers + 1] = 1
+  else
+    redis.call('DEL', KEYS[i])
+    answers[#answers + 1] = 0
+  end
 end
-redis.call('DEL', KEYS[1])
-return 0
+return answers
 """
 
 RING = """
-local held = {}
+local answers = {}
 for i = 1, #KEYS, 2 do
   redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[1])
-  held[#held + 1] = redis.call('EXISTS', KEYS[i])
+  answers[#answers + 1] = redis.call('EXISTS', KEYS[i])
 end
-return held
+return answers
 """
 
 RELEASE = """
-local rung = redis.call('DEL', KEYS[2])
-redis.call('DEL', KEYS[1])
-return rung
+local answers = {}
+for i = 1, #KEYS, 2 do
+  answers[#answers + 1] = redis.call('DEL', KEYS[i + 1])
+  redis.call('DEL', KEYS[i])
+end
+return answers
 """
 
 _scripts: dict[str, redis.commands.core.Script] = {}
@@ -93,12 +116,10 @@ def _keys(endpoint_id: int) -> list[str]:
     return [f"{prefix}:drain", f"{prefix}:bell"]
 
 
-def _run(source: str, endpoint_ids: Sequence[int]) -> list[int]:
-    script = _script(source)
-    pipe = _client().pipeline(transaction=False)
-    for endpoint_id in endpoint_ids:
-        script(keys=_keys(endpoint_id), args=[HOLD_MS], client=pipe)
-    return [int(answer) for answer in pipe.execute()]
+def _run(source: str, endpoint_ids: Sequence[int]) -> list[bool]:
+    """One script call for all the endpoints: what it answered for each."""
+    keys = [key for endpoint_id in endpoint_ids for key in _keys(endpoint_id)]
+    return [bool(answer) for answer in _script(source)(keys=keys, args=[HOLD_MS], client=_client())]
 
 
 def ring(endpoint_ids: Sequence[int]) -> list[int]:
@@ -106,7 +127,7 @@ def ring(endpoint_ids: Sequence[int]) -> list[int]:
     if not enabled() or not endpoint_ids:
         return list(endpoint_ids)
     try:
-        held = _script(RING)(keys=[key for endpoint_id in endpoint_ids for key in _keys(endpoint_id)], args=[HOLD_MS])
+        held = _run(RING, endpoint_ids)
     except (redis.RedisError, OSError):
         logger.warning("Webhook doorbell unavailable; queueing a task for each endpoint.", exc_info=True)
         return list(endpoint_ids)
@@ -118,7 +139,7 @@ def take(endpoint_ids: Sequence[int]) -> list[bool]:
     if not enabled() or not endpoint_ids:
         return [True] * len(endpoint_ids)
     try:
-        return [bool(answer) for answer in _run(TAKE, endpoint_ids)]
+        return _run(TAKE, endpoint_ids)
     except (redis.RedisError, OSError):
         logger.warning("Webhook doorbell unavailable; sending without it.", exc_info=True)
         return [True] * len(endpoint_ids)
@@ -129,12 +150,7 @@ def heard(endpoint_ids: Sequence[int]) -> list[bool]:
     if not enabled() or not endpoint_ids:
         return [False] * len(endpoint_ids)
     try:
-        pipe = _client().pipeline(transaction=False)
-        for endpoint_id in endpoint_ids:
-            drain, bell = _keys(endpoint_id)
-            pipe.delete(bell)
-            pipe.pexpire(drain, HOLD_MS)
-        return [bool(rung) for rung in pipe.execute()[::2]]
+        return _run(HEARD, endpoint_ids)
     except (redis.RedisError, OSError):
         logger.warning("Webhook doorbell unavailable; the sweeper sends what rang meanwhile.", exc_info=True)
         return [False] * len(endpoint_ids)
@@ -145,7 +161,7 @@ def hand_back(endpoint_id: int) -> bool:
     if not enabled():
         return False
     try:
-        return bool(_run(HAND_BACK, [endpoint_id])[0])
+        return _run(HAND_BACK, [endpoint_id])[0]
     except (redis.RedisError, OSError):
         logger.warning("Webhook doorbell unavailable; the sweeper sends what rang meanwhile.", exc_info=True)
         return False
@@ -156,7 +172,7 @@ def release(endpoint_ids: Sequence[int]) -> list[bool]:
     if not enabled() or not endpoint_ids:
         return [False] * len(endpoint_ids)
     try:
-        return [bool(rung) for rung in _run(RELEASE, endpoint_ids)]
+        return _run(RELEASE, endpoint_ids)
     except (redis.RedisError, OSError):
         logger.warning("Webhook doorbell unavailable; handing the endpoints on.", exc_info=True)
         return [True] * len(endpoint_ids)
