@@ -321,6 +321,25 @@ def test_each_delivery_of_a_batch_gets_its_own_outcome(
     assert endpoint.failing_since is not None  # the most recent answer in the batch was not all good
 
 
+@pytest.mark.django_db
+def test_a_retry_that_succeeds_beside_a_first_attempt_keeps_each_ones_count(
+    org, endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_SEND_THREADS = 1
+    with django_capture_on_commit_callbacks():
+        queue(org, 1)
+    receiver.reply(500, "boom")
+    attempt_batch(claim_for_endpoint(endpoint.pk))
+    Delivery.objects.update(next_attempt_at=timezone.now())  # the retry is due
+    with django_capture_on_commit_callbacks():
+        queue(org, 1)
+    attempt_batch(claim_for_endpoint(endpoint.pk))  # the retry and a first attempt, both answered 200
+    rows = list(Delivery.objects.order_by("pk").values_list("status", "attempts", "last_status_code", "last_error"))
+    assert rows == [(Delivery.Status.SUCCEEDED, 2, 200, ""), (Delivery.Status.SUCCEEDED, 1, 200, "")]
+    assert not Delivery.objects.filter(locked_until__isnull=False).exists()
+    assert not Delivery.objects.filter(next_attempt_at__isnull=False).exists()
+
+
 @pytest.mark.requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_task_for_an_endpoint_this_process_is_draining_leaves_it_to_the_drainer(org, endpoint, receiver):

@@ -14,11 +14,12 @@ from email.utils import parsedate_to_datetime
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
 from taskhub.inserting import insert_all
 from taskhub.prepared import Prepared, columns, from_row
+from taskhub.updating import update_rows
 
 from . import doorbell, http
 from .models import RESPONSE_BODY_LIMIT, Attempt, Delivery, Endpoint, Event
@@ -688,18 +689,21 @@ def _record(deliveries: list[Delivery], sent: list[tuple[Attempt, http.Response]
             delivery.updated_at = now
             if attempt.succeeded:
                 delivery.status, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, None
-                succeeded.setdefault(attempt.status_code, []).append(delivery.pk)
+                succeeded.setdefault((attempt.status_code, delivery.attempts), []).append(delivery.pk)
                 continue
             disabled = disabled or _note_failure(endpoint, attempt, now)
             delay = None if disabled else _next_delay(delivery.attempts, response)
             delivery.status = Delivery.Status.DEAD if delay is None else Delivery.Status.FAILED
             delivery.next_attempt_at = None if delay is None else now + delay
             failed.append(delivery)
-    # Successes differ only in their status code: one plain UPDATE per code (usually one in all).
-    for status_code, ids in succeeded.items():
-        Delivery.objects.filter(pk__in=ids).update(
+    # Successes differ only in their status code and attempt count: one UPDATE for each pair (usually
+    # one in all), its statement kept per row count (the rows are leased here: nobody else writes them).
+    for (status_code, attempts), ids in succeeded.items():
+        update_rows(
+            Delivery,
+            ids,
             status=Delivery.Status.SUCCEEDED,
-            attempts=F("attempts") + 1,
+            attempts=attempts,
             next_attempt_at=None,
             locked_until=None,
             last_status_code=status_code,
