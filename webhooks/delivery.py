@@ -128,7 +128,7 @@ def _claim_for_endpoints(endpoint_ids: Sequence[int], answered: int = 0) -> list
         leased = [delivery.pk for batch, _ in claims.values() for delivery in batch]
         if leased:
             locked_until = now + lease_length()
-            Delivery.objects.filter(pk__in=leased).update(locked_until=locked_until)
+            update_rows(Delivery, leased, locked_until=locked_until)
             for batch, _ in claims.values():
                 for delivery in batch:
                     delivery.locked_until = locked_until
