@@ -1,5 +1,6 @@
 """Webhook deliveries per second through the Celery worker, next to a plain loop with the same client."""
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -81,6 +82,12 @@ def send_concurrency() -> int:
     return min(settings.WEBHOOK_SEND_THREADS, settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT)
 
 
+def plain_body(timestamp: str = "2026-01-01T00:00:00Z") -> str:
+    """What the worker sends for one of the row's events (webhooks.delivery.request_body), for the plain loop."""
+    payload = {"type": "task.updated", "timestamp": timestamp, "data": PAYLOAD_DATA}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
 def plain_loop(context: Context, delay_ms: int, count: int) -> dict:
     """The same signed POST through webhooks.http's pooled client, from as many threads as the worker sends with."""
     from webhooks import http
@@ -88,7 +95,7 @@ def plain_loop(context: Context, delay_ms: int, count: int) -> dict:
     from webhooks.signing import signed_headers
 
     url = f"{context.config.sink_url}/d{delay_ms}"
-    body = '{"type":"task.updated","timestamp":"2026-01-01T00:00:00Z","data":{}}'
+    body = plain_body()
     secret = new_secret()
     threads = send_concurrency()
     per_thread = count // threads

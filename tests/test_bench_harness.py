@@ -174,3 +174,13 @@ def test_the_cpu_meter_counts_a_process_and_its_children_and_the_machine():
         for pid in children(parent.pid):
             os.kill(pid, signal.SIGKILL)
         parent.stop(timeout=5)
+
+
+def test_the_plain_loop_posts_the_body_the_worker_sends_for_the_delivery_rows_events():
+    from bench.delivery import PAYLOAD_DATA, plain_body
+    from webhooks.delivery import request_body
+    from webhooks.models import Event
+
+    timestamp = "2026-01-01T00:00:00Z"
+    event = Event(type="task.updated", payload={"type": "task.updated", "timestamp": timestamp, "data": PAYLOAD_DATA})
+    assert plain_body(timestamp) == request_body(event)
