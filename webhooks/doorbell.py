@@ -116,66 +116,43 @@ def _keys(endpoint_id: int) -> list[str]:
     return [f"{prefix}:drain", f"{prefix}:bell"]
 
 
-def _run(source: str, endpoint_ids: Sequence[int]) -> list[bool]:
-    """One script call for all the endpoints: what it answered for each."""
+def _run(source: str, endpoint_ids: Sequence[int], *, without: bool, failed: bool, why: str) -> list[bool]:
+    """One script call for all the endpoints: what it answered for each. Without Redis (or without
+    endpoints) each answer is `without`; when Redis fails, `failed`, and `why` goes to the log."""
+    if not enabled() or not endpoint_ids:
+        return [without] * len(endpoint_ids)
     keys = [key for endpoint_id in endpoint_ids for key in _keys(endpoint_id)]
-    return [bool(answer) for answer in _script(source)(keys=keys, args=[HOLD_MS], client=_client())]
+    try:
+        return [bool(answer) for answer in _script(source)(keys=keys, args=[HOLD_MS], client=_client())]
+    except (redis.RedisError, OSError):
+        logger.warning("Webhook doorbell unavailable; %s.", why, exc_info=True)
+        return [failed] * len(endpoint_ids)
 
 
 def ring(endpoint_ids: Sequence[int]) -> list[int]:
     """After a commit: ring each endpoint's bell. The endpoints no worker holds: they need a task."""
-    if not enabled() or not endpoint_ids:
-        return list(endpoint_ids)
-    try:
-        held = _run(RING, endpoint_ids)
-    except (redis.RedisError, OSError):
-        logger.warning("Webhook doorbell unavailable; queueing a task for each endpoint.", exc_info=True)
-        return list(endpoint_ids)
+    held = _run(RING, endpoint_ids, without=False, failed=False, why="queueing a task for each endpoint")
     return [endpoint_id for endpoint_id, rung in zip(endpoint_ids, held, strict=True) if not rung]
 
 
 def take(endpoint_ids: Sequence[int]) -> list[bool]:
     """Hold each endpoint's drain key; False, and its bell rung for the holder, where another holds it."""
-    if not enabled() or not endpoint_ids:
-        return [True] * len(endpoint_ids)
-    try:
-        return _run(TAKE, endpoint_ids)
-    except (redis.RedisError, OSError):
-        logger.warning("Webhook doorbell unavailable; sending without it.", exc_info=True)
-        return [True] * len(endpoint_ids)
+    return _run(TAKE, endpoint_ids, without=True, failed=True, why="sending without it")
 
 
 def heard(endpoint_ids: Sequence[int]) -> list[bool]:
     """Silence each endpoint's bell, and keep holding it: True where it rang (claim again)."""
-    if not enabled() or not endpoint_ids:
-        return [False] * len(endpoint_ids)
-    try:
-        return _run(HEARD, endpoint_ids)
-    except (redis.RedisError, OSError):
-        logger.warning("Webhook doorbell unavailable; the sweeper sends what rang meanwhile.", exc_info=True)
-        return [False] * len(endpoint_ids)
+    return _run(HEARD, endpoint_ids, without=False, failed=False, why="the sweeper sends what rang meanwhile")
 
 
 def hand_back(endpoint_id: int) -> bool:
     """Let go of the endpoint unless its bell rang: True means it rang, and it is still held."""
-    if not enabled():
-        return False
-    try:
-        return _run(HAND_BACK, [endpoint_id])[0]
-    except (redis.RedisError, OSError):
-        logger.warning("Webhook doorbell unavailable; the sweeper sends what rang meanwhile.", exc_info=True)
-        return False
+    return _run(HAND_BACK, [endpoint_id], without=False, failed=False, why="the sweeper sends what rang meanwhile")[0]
 
 
 def release(endpoint_ids: Sequence[int]) -> list[bool]:
     """Let go of each endpoint: True where its bell rang since it was last heard (hand that on)."""
-    if not enabled() or not endpoint_ids:
-        return [False] * len(endpoint_ids)
-    try:
-        return _run(RELEASE, endpoint_ids)
-    except (redis.RedisError, OSError):
-        logger.warning("Webhook doorbell unavailable; handing the endpoints on.", exc_info=True)
-        return [True] * len(endpoint_ids)
+    return _run(RELEASE, endpoint_ids, without=False, failed=True, why="handing the endpoints on")
 
 
 def touch(endpoint_id: int, last: float) -> float:
