@@ -12,16 +12,19 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from taskhub.errors import Conflict, DomainError, envelope
+from taskhub.frames import Frames
 
 from . import tracker
 from .models import Task
@@ -71,22 +74,13 @@ def tracker_page(request: HttpRequest, token: str) -> HttpResponse:
             return outcome
         form, status = outcome
         forms[form.form_name] = form
-    response = render(request, "tracker/page.html", page_context(request, task, forms), status=status)
+    response = HttpResponse(page_html(request, task, forms), status=status)
     return protect(response, task.organization, max_age=PAGE_MAX_AGE if status == 200 else 0, has_forms=True)
 
 
 def plain_page(request: HttpRequest, task: Task) -> str:
     """The page as most views see it (no flash, no form errors), built once per version of the task."""
-
-    def build() -> str:
-        # No form objects: the empty forms' markup is rendered once per language (blank_form).
-        context = {**page_context(request, task, None), "csrf_token": CSRF_MARK}
-        context["blank_forms"] = {
-            "rating": blank_form("rating", context["rating_shown"], context["action"]),
-            "message": blank_form("message", True, context["action"]),
-        }
-        return render_to_string("tracker/page.html", context, request)
-
+    build = functools.partial(page_html, request, task, None)
     return tracker.remembered(tracker.view_key(task, "page"), build).replace(CSRF_MARK, get_token(request))
 
 
@@ -145,30 +139,115 @@ def refusal(form: Form, exc: DomainError) -> str:
     return _("Your message could not be sent. Please check it and try again.")
 
 
-def page_context(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -> dict:
-    """What the page shows; `forms` are the posted or empty forms, or None where their markup is made apart."""
+# --- The page: frames filled from the status document ------------------------------------------
+
+FRAMES = Frames()
+
+
+def page_html(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -> str:
+    """The page: its frame, kept per language, organization and shape, filled with what the task shows.
+
+    `forms` are the posted or empty forms, or None for the empty forms' markup made once per
+    language (blank_form), with a mark for the CSRF token that each response fills in.
+    """
     document = tracker.status_document(task)
-    rating_invalid = forms is not None and bool(forms["rating"].errors)
-    address = tracker.address(task)
     organization = task.organization
-    tile_url = settings.TRACKER_TILE_URL if origin_of(settings.TRACKER_TILE_URL) else ""
-    return {
-        **document,
-        "organization": organization,
-        "task": task,
-        "address": address,
-        "forms": forms,
-        "sent": SENT.get(request.GET.get("sent", "")),
-        "status_url": reverse("tracker-status", args=[task.url_safe_id]),
-        "action": reverse("tracker", args=[task.url_safe_id]),
-        "rating_invalid": rating_invalid,
-        "rating_shown": document["can_rate"] or rating_invalid,
-        "poll_seconds": settings.TRACKER_POLL_SECONDS,
-        "theme_url": reverse("tracker-theme", args=[organization.brand_color.lstrip("#").lower()]),
-        "map": {"tiles": tile_url, "attribution": settings.TRACKER_TILE_ATTRIBUTION, **address["point"]}
-        if tile_url and address and address["point"]
-        else None,
+    address = tracker.address(task)
+    tiles = settings.TRACKER_TILE_URL if origin_of(settings.TRACKER_TILE_URL) else ""
+    point = address["point"] if address else None
+    rating, window, eta = document["rating"], document["window"], document["eta"]
+    rating_invalid = forms is not None and bool(forms["rating"].errors)
+    rating_shown = document["can_rate"] or rating_invalid
+    action = reverse("tracker", args=[task.url_safe_id])
+    if forms is None:
+        rating_form = blank_form("rating", rating_shown, action)
+        message_form = blank_form("message", True, action)
+    else:
+        context = {"action": action, "shown": rating_shown}
+        rating_form = render_to_string("tracker/rating_form.html", {**context, "form": forms["rating"]}, request)
+        message_form = render_to_string("tracker/message_form.html", {**context, "form": forms["message"]}, request)
+    shape = {
+        "map": {"tiles": tiles, "attribution": settings.TRACKER_TILE_ATTRIBUTION} if tiles and point else None,
+        "address": address is not None,
+        "lines": bool(address and address["lines"]),
+        "entries": bool(document["entries"]),
+        "rating_text": bool(rating and rating["text"]),
+        "sent": SENT.get(request.GET.get("sent", "")) if forms is not None else None,
     }
+    theme_url = reverse("tracker-theme", args=[organization.brand_color.lstrip("#").lower()])
+    look = (organization.name, organization.logo.name or "", theme_url, settings.TRACKER_POLL_SECONDS)
+    key = ("page", get_language(), tracker.static_files(), look, *(repr(value) for value in shape.values()))
+    frame = FRAMES.get(key, "tracker/page.html", lambda: {
+        **shape, "organization": organization, "theme_url": theme_url,
+        "poll_seconds": settings.TRACKER_POLL_SECONDS, "entry_template": entry_html(None),
+    })  # fmt: skip
+    return frame.fill({
+        "title": task.title or _("Your job"),
+        "status_url": reverse("tracker-status", args=[task.url_safe_id]),
+        "version": document["version"],
+        "tone": document["tone"],
+        "label": document["label"],
+        "detail": document["detail"],
+        "detail_hidden": hidden(not document["detail"]),
+        "eta": eta["text"] if eta else "",
+        "eta_hidden": hidden(not eta),
+        "steps": steps_html(document["step"]),
+        "steps_hidden": hidden(document["step"] is None),
+        "rating_hidden": hidden(not document["can_rate"] and not rating and not rating_invalid),
+        "rating_done_hidden": hidden(not rating),
+        "rating_score": rating["score"] if rating else "",
+        "rating_text": linebreaksbr(rating["text"]) if rating else "",
+        "rating_form": rating_form,
+        "when_hidden": hidden(not window),
+        "when_start": format_html(' datetime="{}"', window["start"]) if window else "",
+        "when": window["text"] if window else "",
+        "crew_hidden": hidden(not document["crew"]),
+        "crew": mark_safe("".join(crew_html(person) for person in document["crew"])),  # noqa: S308 - filled frames
+        "lines": mark_safe("<br>".join(conditional_escape(line) for line in address["lines"]) if address else ""),  # noqa: S308
+        "lat": f"{point['lat']:f}" if point else "",
+        "lng": f"{point['lng']:f}" if point else "",
+        "entries": mark_safe("".join(entry_html(entry) for entry in reversed(document["entries"]))),  # noqa: S308
+        "message_form": message_form,
+    })  # fmt: skip
+
+
+def hidden(yes: bool) -> str:
+    return " hidden" if yes else ""
+
+
+def steps_html(step: int | None) -> str:
+    """The step indicator's items: the same for every task at that step, in a language."""
+    key = ("steps", get_language(), step)
+    return FRAMES.get(key, "tracker/page.html#steps", lambda: {"steps": tracker.steps(step)}).fill({})
+
+
+def crew_html(person: dict) -> str:
+    photo = person["photo"]
+    frame = FRAMES.get(("crew", get_language(), bool(photo)), "tracker/page.html#crew-member", lambda: {"photo": photo})
+    return frame.fill({**person, "photo": photo or "", "initial": person["first_name"][:1].upper()})
+
+
+def entry_html(entry: dict | None) -> str:
+    """A journal entry's markup; None: the empty one the page's script copies for a new entry."""
+    frame = FRAMES.get(("entry", get_language()), "tracker/entry.html", dict)
+    if entry is None:
+        return frame.fill(dict.fromkeys(("customer", "id", "label", "time", "time_text", "notes", "files"), "")
+                          | {"notes_hidden": " hidden", "files_hidden": " hidden"})  # fmt: skip
+    files = "".join(file_html(file, entry["label"]) for file in entry["files"])
+    return frame.fill({
+        **entry,
+        "customer": " entry-customer" if entry["from_customer"] else "",
+        "notes": linebreaksbr(entry["notes"]),
+        "notes_hidden": hidden(not entry["notes"]),
+        "files": mark_safe(files),  # noqa: S308 - filled frames
+        "files_hidden": hidden(not entry["files"]),
+    })  # fmt: skip
+
+
+def file_html(file: dict, label: str) -> str:
+    image = file["image"]
+    frame = FRAMES.get(("file", get_language(), image), "tracker/entry.html#file", lambda: {"image": image})
+    return frame.fill({**file, "label": label})
 
 
 @require_safe

@@ -360,6 +360,49 @@ def test_the_page_has_landmarks_a_language_labels_and_a_live_region(org):
     assert 'aria-current="step"' in html
 
 
+def test_everything_the_task_shows_is_escaped_in_the_page(org):
+    """The page's frame is filled in Python: each value must come out as the template engine would put it."""
+    evil = '<script>alert("x")</script>'
+    task = make_task(org, title=f"Job {evil}")
+    TaskAddress.objects.filter(task=task).update(address_line_1=f"1 {evil} Street")
+    task_assign(task=task, crew=[crew_member(org, f"Al{evil}")])
+    entry = task_report_status(task=task, type="COMPLETE", notes=f"Done {evil}\nbye")
+    Attachment.objects.create(organization=org, task=task, status=entry, file="attachments/x/1.pdf",
+                              content_type="application/pdf", visible_to_customer=True,
+                              filename=f"{evil}.pdf")  # fmt: skip
+    task_rate(task=task, score=5, text=f"Great {evil}")
+    html = page(task).content.decode()
+    assert "<script>alert" not in html
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+    shown = [f"Job {escaped}", f"1 {escaped} Street", f"Al{escaped}", f"Done {escaped}<br>bye", f">{escaped}.pdf</a>",
+             f"Great {escaped}", '<span class="avatar avatar-initial" aria-hidden="true">A<']  # fmt: skip
+    for text in shown:
+        assert text in html
+    assert "\x00" not in html
+
+
+def test_the_page_is_rendered_once_per_language_and_shape_and_filled_for_each_task(org, settings):
+    """Tasks that look alike share one rendering of the template; each page still shows its own task."""
+    from tasks.tracker_views import FRAMES
+
+    settings.DEBUG = False
+    FRAMES.clear()
+    first, other = make_task(org, title="First job"), make_task(org, title="Other job")
+    rendered = {}
+    for task in (first, other):
+        response = page(task)
+        rendered[task.title] = {t.name for t in response.templates}
+        html = response.content.decode()
+        assert f'<h1 id="task-title" class="task-title">{task.title}</h1>' in html
+        assert f'data-status-url="/t/{task.url_safe_id}/status.json"' in html
+    assert "tracker/page.html" in rendered["First job"]
+    assert "tracker/page.html" not in rendered["Other job"]
+    with translation.override("de"):
+        german = page(other, HTTP_ACCEPT_LANGUAGE="de")
+    assert "tracker/page.html" in {t.name for t in german.templates}
+    assert 'lang="de"' in german.content.decode()
+
+
 def test_the_page_has_no_inline_script_or_style(org):
     task = make_task(org)
     task_report_status(task=task, type="COMPLETE")
