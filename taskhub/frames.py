@@ -24,11 +24,16 @@ from django.utils.safestring import SafeString, mark_safe
 MARK = "\x00"  # around a value's name in a frame; nothing a template renders of its own contains it
 
 
+def mark(name: str) -> SafeString:
+    """What stands for the value `name` in a frame."""
+    return mark_safe(f"{MARK}{name}{MARK}")  # noqa: S308 - a name, no markup
+
+
 class Marks(dict):
     """The template's `fill`: `fill.title` renders as the mark of "title"."""
 
     def __missing__(self, name: str) -> SafeString:
-        return mark_safe(f"{MARK}{name}{MARK}")  # noqa: S308 - a name, no markup
+        return mark(name)
 
 
 class Frame:

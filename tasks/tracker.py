@@ -400,7 +400,7 @@ def status_document(task: Task, since: int = 0) -> dict[str, Any]:
 # --- Remembering what was built ----------------------------------------------------------------
 
 
-KEY_FORMAT = 2  # bumped whenever what is remembered changes shape
+KEY_FORMAT = 3  # bumped whenever what is remembered changes shape
 
 
 @functools.cache

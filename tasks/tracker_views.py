@@ -15,7 +15,6 @@ from django.shortcuts import render
 from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
@@ -24,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from taskhub.errors import Conflict, DomainError, envelope
-from taskhub.frames import Frames
+from taskhub.frames import Frames, mark
 
 from . import tracker
 from .models import Task
@@ -36,8 +35,8 @@ PAGE_MAX_AGE = 10
 STATUS_MAX_AGE = 5
 SENT = {"message": "message", "rating": "rating"}
 # Stands for the CSRF token in a remembered page; each response carries its own request's token.
-CSRF_MARK = "\x00csrf-token\x00"
-ACTION_MARK = "\x00action\x00"  # stands for the link's own address in an empty form's markup
+# Not a frame's mark (taskhub/frames.py): it outlives the filling of the page, to each response.
+CSRF_MARK = "\x01csrf-token\x01"
 
 
 def not_found(request: HttpRequest) -> HttpResponse:
@@ -87,22 +86,13 @@ def plain_page(request: HttpRequest, task: Task) -> str:
 def blank_form(kind: str, shown: bool, action: str) -> str:
     """An empty form's markup in the active language, posting to `action`, with a mark for the CSRF token.
 
-    The same for every task but for those two: rendered once per language and process (rendering
-    the rating form cost a third of the page's first rendering), with a mark for the link. Not
-    kept while DEBUG is on, so that an edited template shows at once.
+    The same for every task but for the link: a frame per language (and for the rating form,
+    shown or hidden). Rendering the rating form cost a third of the page's first rendering.
     """
-    render = _render_blank_form if settings.DEBUG else _blank_form
-    # The link is a reversed URL of a token of [A-Za-z0-9_-]: nothing in it to escape.
-    return mark_safe(render(kind, get_language(), shown).replace(ACTION_MARK, action))  # noqa: S308
-
-
-def _render_blank_form(kind: str, language: str, shown: bool) -> str:
-    context = {"form": FORMS[kind](), "action": ACTION_MARK, "shown": shown, "csrf_token": CSRF_MARK}
-    with translation.override(language):
-        return render_to_string(f"tracker/{kind}_form.html", context)
-
-
-_blank_form = functools.lru_cache(maxsize=64)(_render_blank_form)
+    frame = FRAMES.get(("form", kind, get_language(), shown), f"tracker/{kind}_form.html", lambda: {
+        "form": FORMS[kind](), "action": mark("action"), "shown": shown, "csrf_token": CSRF_MARK,
+    })  # fmt: skip
+    return frame.fill({"action": action})
 
 
 def handle_post(request: HttpRequest, task: Task) -> HttpResponse | tuple[Form, int]:

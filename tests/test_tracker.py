@@ -720,7 +720,7 @@ def test_the_admin_shows_the_rating(org, dispatcher_client):
 
 
 def test_the_empty_forms_are_rendered_once_and_each_page_posts_them_to_its_own_link(org):
-    tracker_views._blank_form.cache_clear()
+    tracker_views.FRAMES.clear()
     first, other, done = make_task(org), make_task(org), make_task(org)
     task_report_status(task=done, type="COMPLETE", notes="All done.")
 
