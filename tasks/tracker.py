@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.formats import date_format, time_format
 from django.utils.translation import get_language, gettext, gettext_noop
 
+from taskhub.cache import get_or_note
 from taskhub.models import Organization
 from taskhub.prepared import Prepared, columns, from_row
 
@@ -426,13 +427,17 @@ def view_key(task: Task, kind: str, *parts: object) -> str:
 
 
 def remembered[T](key: str, build: Callable[[], T]) -> T:
-    """`build()`, kept for TRACKER_CACHE_SECONDS under `key`: in this process, and in the shared cache.
+    """`build()`, kept for TRACKER_CACHE_SECONDS under `key`: in this process, and in the shared cache
+    once it is asked for a second time.
 
     Customers reopen the link and many customers watch tasks that have not changed since; every
     view still reads the task itself (deleted, expired, version). The time limit bounds what the
     version does not cover: a crew member's name or photo, and the life of signed file links.
-    A copy taken from the shared cache lives here only as long as it has left there. A shared
-    cache that cannot be reached costs speed, never the page.
+    Most versions are seen once (a page, then its script polls the JSON, which answers 304 until
+    the task changes), so the first view keeps what it built in this process only and leaves a
+    note in the shared cache, in the same round trip as the read; a view that finds the note
+    builds again and shares. A copy taken from the shared cache lives here only as long as it has
+    left there. A shared cache that cannot be reached costs speed, never the page.
     """
     seconds = settings.TRACKER_CACHE_SECONDS
     if seconds <= 0:
@@ -441,13 +446,14 @@ def remembered[T](key: str, build: Callable[[], T]) -> T:
     found = near.get(key)
     if found is None:
         try:
-            found = cache.get(key)
+            found, asked = get_or_note(cache, key, seconds)
         except (redis.RedisError, OSError):
-            found = None
+            found, asked = None, False
         if found is None:
             found = (time.time() + seconds, build())
-            with contextlib.suppress(redis.RedisError, OSError):
-                cache.set(key, found, seconds)
+            if asked:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    cache.set(key, found, seconds)
         left = found[0] - time.time()
         if left > 0:
             near.set(key, found, left)

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone, translation
 
+from taskhub.cache import NOTE
 from taskhub.ratelimit import redis_client
 from tasks import tracker, tracker_views
 from tasks.models import Attachment, Person, Rating, StatusType, Task, TaskAddress, TaskStatus
@@ -517,6 +518,29 @@ def test_a_deploy_that_moves_the_static_files_builds_new_pages(org, settings):
 def renamed_behind_the_version(person: Person, first_name: str) -> None:
     """A crew member's new name, which no task's version covers: it shows only on a page built anew."""
     Person.objects.filter(pk=person.pk).update(first_name=first_name)
+
+
+@pytest.mark.requires_redis
+def test_a_version_is_shared_with_other_processes_once_it_is_viewed_twice(org):
+    """The first view keeps its page in this process and leaves a note in Redis; the next view
+    elsewhere builds and shares it; a third process takes the shared copy."""
+    from django.core.cache import caches
+
+    task = make_task(org)
+    robin = crew_member(org, "Robin")
+    task_assign(task=task, crew=[robin])
+    here = caches["tracker-local"]
+    key = cache.make_key(tracker.view_key(tracker.tracker_task(task.url_safe_id), "page"))
+    shared = cache._cache.get_client(write=True)
+    assert "Robin" in text_of(page(task))
+    assert shared.get(key) == NOTE  # seen once: nothing shared yet
+    here.clear()  # the next view lands in another process
+    renamed_behind_the_version(robin, "Rowan")
+    assert "Rowan" in text_of(page(task))  # built again there, and shared
+    assert shared.get(key) not in {None, NOTE}
+    here.clear()  # and a third process
+    renamed_behind_the_version(robin, "Sasha")
+    assert "Rowan" in text_of(page(task))  # the shared copy
 
 
 def test_this_process_keeps_its_own_copy_and_no_copy_outlives_the_time_limit(org, settings, django_assert_num_queries):
