@@ -12,6 +12,7 @@ mark. Frames are kept per process, a bounded number, and not at all while DEBUG 
 an edited template shows at once.
 """
 
+import html
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -52,7 +53,9 @@ class Frame:
         texts = self.texts
         out = [texts[0]]
         for name, text in zip(self.names, texts[1:], strict=True):
-            out.append(conditional_escape(values[name]))
+            value = values[name]
+            # Django's `escape` of a plain string, without its check for lazy arguments (a page fills dozens)
+            out.append(html.escape(value) if type(value) is str else conditional_escape(value))
             out.append(text)
         return mark_safe("".join(out))  # noqa: S308 - the template's markup and escaped values
 

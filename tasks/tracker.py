@@ -12,7 +12,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import redis
@@ -173,11 +174,37 @@ def local(task: Task, value: datetime) -> datetime:
 
 
 def day_text(value: datetime) -> str:
-    return f"{date_format(value, 'l')}, {date_format(value, 'DATE_FORMAT')}"
+    """'Tuesday, March 3, 2026' in the active language, for a local time."""
+    return _day_text(get_language(), value.date())
+
+
+def weekday_text(value: datetime) -> str:
+    """'Tue' in the active language."""
+    return _weekday_text(get_language(), value.weekday())
 
 
 def clock_text(value: datetime) -> str:
-    return time_format(value, "TIME_FORMAT")
+    """'3 p.m.' in the active language's TIME_FORMAT, for a local time."""
+    return _clock_text(get_language(), value.time().replace(microsecond=0))
+
+
+# Formatting a date walks Django's format machinery (0.03 ms a call); tasks share their days and times.
+@functools.lru_cache(maxsize=1024)
+def _day_text(language: str, day: date) -> str:
+    return f"{date_format(day, 'l')}, {date_format(day, 'DATE_FORMAT')}"  # while `language` is active
+
+
+@functools.lru_cache(maxsize=64)
+def _weekday_text(language: str, weekday: int) -> str:
+    return date_format(A_MONDAY + timedelta(days=weekday), "D")
+
+
+A_MONDAY = date(2024, 1, 1)
+
+
+@functools.lru_cache(maxsize=2048)
+def _clock_text(language: str, moment: dt_time) -> str:
+    return time_format(moment, "TIME_FORMAT")
 
 
 @dataclass(frozen=True)
@@ -338,7 +365,7 @@ def journal_entry(task: Task, row: dict[str, Any]) -> dict[str, Any]:
     label = _("Your message") if from_customer else entry_label(row["type"])
     # System entries carry machine notes ("Task created"), not words written for the customer.
     notes = "" if row["source"] == TaskStatus.Source.SYSTEM else row["notes"]
-    return {"id": row["pk"], "time": at.isoformat(), "time_text": f"{date_format(at, 'D')} {clock_text(at)}",
+    return {"id": row["pk"], "time": at.isoformat(), "time_text": f"{weekday_text(at)} {clock_text(at)}",
             "label": label, "notes": notes, "from_customer": from_customer, "files": []}  # fmt: skip
 
 

@@ -459,6 +459,22 @@ def test_labels_are_remembered_per_language():
     assert shown == {"de": {"Datei"}, "fr": {"Fichier"}, "en": {"File"}}
 
 
+def test_days_and_times_are_remembered_per_language_and_never_served_in_another():
+    from django.utils.formats import date_format, time_format
+
+    moment = datetime(2026, 3, 3, 15, 5, 9)
+    for language in ("de", "fr", "de", "en"):
+        with translation.override(language):
+            day = f"{date_format(moment, 'l')}, {date_format(moment, 'DATE_FORMAT')}"
+            assert tracker.day_text(moment) == day
+            assert tracker.weekday_text(moment) == date_format(moment, "D")
+            assert tracker.clock_text(moment) == time_format(moment, "TIME_FORMAT")
+            assert tracker.clock_text(moment + timedelta(days=3, microseconds=5)) == time_format(moment, "TIME_FORMAT")
+            assert tracker.weekday_text(moment + timedelta(days=1)) == date_format(moment + timedelta(days=1), "D")
+    with translation.override("de"):
+        assert tracker.day_text(moment) == "Dienstag, 3. März 2026"
+
+
 def test_a_second_view_reads_only_the_task_and_shows_the_same_page_and_document(org, django_assert_num_queries):
     task = busy_task(org, 2, 3)
     first_page, first_json = page(task), status_json(task).json()
