@@ -19,8 +19,11 @@ ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password-1"
 FANOUT_ENDPOINTS = 3
 
 
-FRESH_TOKENS = 40_000  # first-view rows: 2 wrk threads x FRESH_BLOCK each run, runs at most 5 without reuse
-FRESH_BLOCK = 4_000
+# First-view rows: 2 wrk threads x FRESH_BLOCK links each run (a first view ran 1,050/s, 8,400 in a
+# run, past the 8,000 links a run had before); three runs without reuse, of the 100k scale's
+# 49,800 or so not-started tasks after the 2,000 repeat-view links.
+FRESH_TOKENS = 45_000
+FRESH_BLOCK = 6_000
 
 
 @dataclass
