@@ -14,7 +14,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
@@ -148,7 +148,7 @@ def page_html(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -
     rating, window, eta = document["rating"], document["window"], document["eta"]
     rating_invalid = forms is not None and bool(forms["rating"].errors)
     rating_shown = document["can_rate"] or rating_invalid
-    action = reverse("tracker", args=[task.url_safe_id])
+    action = link("tracker", task.url_safe_id)
     if forms is None:
         rating_form = blank_form("rating", rating_shown, action)
         message_form = blank_form("message", True, action)
@@ -164,7 +164,7 @@ def page_html(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -
         "rating_text": bool(rating and rating["text"]),
         "sent": SENT.get(request.GET.get("sent", "")) if forms is not None else None,
     }
-    theme_url = reverse("tracker-theme", args=[organization.brand_color.lstrip("#").lower()])
+    theme_url = theme_link(organization.brand_color.lstrip("#").lower(), get_script_prefix())
     look = (organization.name, organization.logo.name or "", theme_url, settings.TRACKER_POLL_SECONDS)
     key = ("page", get_language(), tracker.static_files(), look, *(repr(value) for value in shape.values()))
     frame = FRAMES.get(key, "tracker/page.html", lambda: {
@@ -173,7 +173,7 @@ def page_html(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -
     })  # fmt: skip
     return frame.fill({
         "title": task.title or _("Your job"),
-        "status_url": reverse("tracker-status", args=[task.url_safe_id]),
+        "status_url": link("tracker-status", task.url_safe_id),
         "version": document["version"],
         "tone": document["tone"],
         "label": document["label"],
@@ -199,6 +199,25 @@ def page_html(request: HttpRequest, task: Task, forms: dict[str, Form] | None) -
         "entries": mark_safe("".join(entry_html(entry) for entry in reversed(document["entries"]))),  # noqa: S308
         "message_form": message_form,
     })  # fmt: skip
+
+
+def link(name: str, token: str) -> str:
+    """`reverse(name, args=[token])` for the page or its JSON: the route reversed once per script
+    prefix, with the token put in (a reverse costs 0.02 ms; a token's characters need no quoting)."""
+    return _reversed(name, get_script_prefix()).replace(LINK_GAP, token)
+
+
+LINK_GAP = "~gap~"  # left as it is by reverse's quoting, and in no token
+
+
+@functools.lru_cache(maxsize=32)
+def _reversed(name: str, prefix: str) -> str:
+    return reverse(name, args=[LINK_GAP])  # under `prefix`, the script prefix of the caller's thread
+
+
+@functools.lru_cache(maxsize=256)
+def theme_link(colour: str, prefix: str) -> str:
+    return reverse("tracker-theme", args=[colour])
 
 
 def hidden(yes: bool) -> str:

@@ -776,3 +776,19 @@ def test_the_empty_forms_are_rendered_once_and_each_page_posts_them_to_its_own_l
     assert rendered[first.pk] == {"tracker/rating_form.html", "tracker/message_form.html"}
     assert rendered[other.pk] == set()  # the same two forms, taken as they were
     assert rendered[done.pk] == {"tracker/rating_form.html"}  # the rating form shown: its own markup
+
+
+def test_the_page_links_are_the_reversed_routes_under_any_script_prefix():
+    from django.urls import reverse, set_script_prefix
+
+    try:
+        for prefix in ("/", "/taskhub/"):
+            set_script_prefix(prefix)
+            for token in ("abcDEF0123456789_-xy", "Z" * 22):
+                assert tracker_views.link("tracker", token) == reverse("tracker", args=[token])
+                assert tracker_views.link("tracker-status", token) == reverse("tracker-status", args=[token])
+            theme = tracker_views.theme_link("1f5fbf", prefix)
+            assert theme == reverse("tracker-theme", args=["1f5fbf"])
+        assert tracker_views.link("tracker", "x" * 16).startswith("/taskhub/t/")
+    finally:
+        set_script_prefix("/")
