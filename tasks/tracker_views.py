@@ -217,6 +217,7 @@ def _reversed(name: str, prefix: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def theme_link(colour: str, prefix: str) -> str:
+    """The brand stylesheet's link, reversed once per colour and script prefix (in the key only)."""
     return reverse("tracker-theme", args=[colour])
 
 
