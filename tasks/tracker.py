@@ -286,7 +286,7 @@ def address(task: Task) -> dict[str, Any] | None:
     return {"lines": lines, "point": point} if lines or point else None
 
 
-# The marker the compiled journal query binds in place of a task id and a journal id.
+# The markers the compiled journal query binds in place of a task id and a journal id.
 TASK_MARK, SINCE_MARK = -(2**62) + 1, -(2**62) + 2
 CREW_COLUMNS = {"pk": "person_id", "first_name": "person__first_name", "photo": "person__photo"}
 PHOTOS = Person._meta.get_field("photo")
