@@ -37,60 +37,49 @@ HOLD_MS = 30_000  # a drain key's life after its holder last touched it
 TOUCH_EVERY = HOLD_MS / 3000  # seconds: how often a long drain renews its key
 
 # Each script takes KEYS as (drain, bell) pairs, one pair an endpoint, and answers 1 or 0 for each.
-TAKE = """
-local answers = {}
+
+
+def _each_endpoint(body: str) -> str:
+    """A script that runs `body` for each (drain, bell) pair of KEYS and answers, for each, the
+    `answer` that `body` set (ARGV[1]: how long a key lives, in milliseconds)."""
+    return f"""
+local answers = {{}}
 for i = 1, #KEYS, 2 do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
-    redis.call('DEL', KEYS[i + 1])
-    answers[#answers + 1] = 1
+  local drain, bell, answer = KEYS[i], KEYS[i + 1], 0
+{body}
+  answers[#answers + 1] = answer
+end
+return answers
+"""
+
+
+TAKE = _each_endpoint("""
+  if redis.call('SET', drain, '1', 'NX', 'PX', ARGV[1]) then
+    redis.call('DEL', bell)
+    answer = 1
   else
-    redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[1])
-    answers[#answers + 1] = 0
-  end
-end
-return answers
-"""
+    redis.call('SET', bell, '1', 'PX', ARGV[1])
+  end""")
 
-HEARD = """
-local answers = {}
-for i = 1, #KEYS, 2 do
-  answers[#answers + 1] = redis.call('DEL', KEYS[i + 1])
-  redis.call('PEXPIRE', KEYS[i], ARGV[1])
-end
-return answers
-"""
+HEARD = _each_endpoint("""
+  answer = redis.call('DEL', bell)
+  redis.call('PEXPIRE', drain, ARGV[1])""")
 
-HAND_BACK = """
-local answers = {}
-for i = 1, #KEYS, 2 do
-  if redis.call('DEL', KEYS[i + 1]) == 1 then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    answers[#answers + 1] = 1
+HAND_BACK = _each_endpoint("""
+  if redis.call('DEL', bell) == 1 then
+    redis.call('PEXPIRE', drain, ARGV[1])
+    answer = 1
   else
-    redis.call('DEL', KEYS[i])
-    answers[#answers + 1] = 0
-  end
-end
-return answers
-"""
+    redis.call('DEL', drain)
+  end""")
 
-RING = """
-local answers = {}
-for i = 1, #KEYS, 2 do
-  redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[1])
-  answers[#answers + 1] = redis.call('EXISTS', KEYS[i])
-end
-return answers
-"""
+RING = _each_endpoint("""
+  redis.call('SET', bell, '1', 'PX', ARGV[1])
+  answer = redis.call('EXISTS', drain)""")
 
-RELEASE = """
-local answers = {}
-for i = 1, #KEYS, 2 do
-  answers[#answers + 1] = redis.call('DEL', KEYS[i + 1])
-  redis.call('DEL', KEYS[i])
-end
-return answers
-"""
+RELEASE = _each_endpoint("""
+  answer = redis.call('DEL', bell)
+  redis.call('DEL', drain)""")
 
 _scripts: dict[str, redis.commands.core.Script] = {}
 
