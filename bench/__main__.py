@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import RESULTS_DIR, ROOT, Config, server_env
+from .probe import describe, probe
 from .stats import Row, markdown_table
 
 ROW_ORDER = ("throughput", "queries", "fanout", "delivery", "admin", "headroom")
@@ -91,6 +92,12 @@ def main() -> int:
 
     prepared = db.prepare(config, env, seed_into)
     db.collectstatic(env)
+    try:  # on the quiet machine, before the servers start
+        facts["probe"] = probe(config.database_url, config.redis_url, quick=config.quick)
+    except Exception as exc:
+        facts["probe"] = {}
+        print(f"bench: machine probe failed: {exc!r}", flush=True)
+    print(f"bench: {describe(facts['probe'])}", flush=True)
     context = ctx.build(config, env)
     processes = context.processes
     rows: list[Row] = []
@@ -134,6 +141,7 @@ def main() -> int:
             process.stop()
     table = markdown_table(rows)
     print("\n" + table + "\n")
+    print(f"{facts['cpu']}, {facts['nproc']} cores; {describe(facts['probe'])}\n")
     path = write_results(config, facts, rows, raw, time.monotonic() - started)
     print(f"bench: {time.monotonic() - started:.0f} s in all; results in {path.relative_to(ROOT)}")
     return 0

@@ -184,3 +184,29 @@ def test_the_plain_loop_posts_the_body_the_worker_sends_for_the_delivery_rows_ev
     timestamp = "2026-01-01T00:00:00Z"
     event = Event(type="task.updated", payload={"type": "task.updated", "timestamp": timestamp, "data": PAYLOAD_DATA})
     assert plain_body(timestamp) == request_body(event)
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.requires_redis
+@pytest.mark.django_db(transaction=True)
+def test_the_machine_probe_measures_each_cost_and_leaves_no_table_behind():
+    from django.db import connection
+
+    from bench.probe import PROBE_TABLE, describe, probe
+
+    db = connection.settings_dict
+    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    found = probe(url, os.environ["REDIS_URL"], quick=True)
+    assert set(found) == {"python_us", "redis_round_trip_us", "redis_round_trip_cpu_us",
+                          "postgresql_round_trip_us", "postgresql_commit_us"}  # fmt: skip
+    assert all(value > 0 for value in found.values())
+    assert PROBE_TABLE not in connection.introspection.table_names()
+    line = describe(found)
+    assert f"Redis round trip {found['redis_round_trip_us']:.0f} µs" in line
+    assert f"{found['postgresql_commit_us'] / 1000:.2f} ms" in line
+
+
+def test_a_run_without_a_probe_says_so():
+    from bench.probe import describe
+
+    assert describe({}) == "machine probe: not taken"
