@@ -200,6 +200,8 @@ WEBHOOK_SEND_THREADS = env_int("WEBHOOK_SEND_THREADS", 32)  # requests one worke
 # Django's default mailer, from the classic EMAIL_* variables. Without EMAIL_HOST, `make run`
 # (DEBUG) writes emails to the console; production falls back to Django's SMTP on localhost.
 EMAIL_TIMEOUT_SECONDS = env_int("EMAIL_TIMEOUT", 15)
+# A sending thread keeps its connection to the mail server open while it is used at least this often.
+EMAIL_KEEPALIVE_SECONDS = env_int("EMAIL_KEEPALIVE", 30)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "TaskHub <notifications@localhost>")
 if os.environ.get("EMAIL_HOST") or not DEBUG:
     MAILERS = {

@@ -20,6 +20,7 @@ from werkzeug import Request, Response
 
 from notifications import twilio
 from notifications.models import NotificationSettings
+from notifications.transports import kept_mailer
 from tasks.models import Person, Task
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -46,6 +47,7 @@ class Mail:
     sender: str
     recipients: list[str]
     content: str
+    peer: tuple | None = None  # the client's address and port: one per connection
 
 
 class Mailbox:
@@ -56,7 +58,7 @@ class Mailbox:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         content = envelope.content.decode("utf-8", errors="replace")
-        self.messages.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), content))
+        self.messages.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), content, tuple(session.peer)))
         return "250 Message accepted for delivery"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Mail]:
@@ -72,10 +74,21 @@ def free_port() -> int:
 
 @pytest.fixture
 def smtp_server(settings):
-    """A real SMTP server on loopback; the default mailer (Django's SMTP backend) points at it."""
+    """A real SMTP server on loopback; the default mailer (Django's SMTP backend) points at it.
+
+    `mailbox.restart()` stops the server, closing every session, and starts it again on its port.
+    """
     mailbox = Mailbox()
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     controller.start()
+
+    def restart() -> None:
+        nonlocal controller
+        controller.stop()
+        controller = Controller(mailbox, hostname="127.0.0.1", port=controller.port)
+        controller.start()
+
+    mailbox.restart = restart
     settings.MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -85,6 +98,7 @@ def smtp_server(settings):
     settings.DEFAULT_FROM_EMAIL = "Acme <dispatch@acme.test>"
     yield mailbox
     controller.stop()
+    kept_mailer.close()
 
 
 # --- A fake Twilio over real HTTP --------------------------------------------------------------
