@@ -53,11 +53,12 @@ class KeptMailer:
     for SMTP a TCP connection, EHLO, STARTTLS and login, then QUIT, for every email. To a local
     SMTP server without TLS a message took 8.7–10.0 ms and 5.5–6.4 ms of the sender's CPU that
     way, 6.7–7.3 ms and 4.9–5.2 ms over a kept connection (with TLS, each new connection adds a
-    handshake). Here each thread keeps its connection, as Django keeps a database connection,
-    while it is in use: one idle for longer than EMAIL_KEEPALIVE_SECONDS,
-    or opened under another mailer configuration, is closed and opened again. A message whose
-    kept connection the server had dropped (SMTP servers close idle sessions) is sent once more
-    over a new one; any other failure closes the connection, so the next message starts afresh.
+    handshake). Here each thread keeps its connection, as Django keeps a database connection.
+    At the next message, one left idle for longer than EMAIL_KEEPALIVE_SECONDS (which the server
+    may have closed meanwhile) or opened under another mailer configuration is closed and a new
+    one opened. A message whose kept connection the server had dropped (SMTP servers close idle
+    sessions) is sent once more over a new one; any other failure closes the connection, so the
+    next message starts afresh.
     """
 
     def __init__(self) -> None:
