@@ -104,6 +104,7 @@ def main() -> int:
     raw: dict = {"prepare": prepared}
     try:
         processes["sink"] = servers.start_sink(config)
+        processes["mail-sink"] = servers.start_mail_sink(config)
         processes["gunicorn"] = servers.start_gunicorn(config, env)
         workers = servers.start_workers(config, env)
         processes.update((worker.name, worker) for worker in workers)

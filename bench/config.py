@@ -26,6 +26,7 @@ class Config:
     redis_url: str = field(default_factory=lambda: os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"))
     web_port: int = field(default_factory=lambda: _int("BENCH_WEB_PORT", 18080))
     sink_port: int = field(default_factory=lambda: _int("BENCH_SINK_PORT", 18090))
+    mail_port: int = field(default_factory=lambda: _int("BENCH_MAIL_PORT", 18025))
     # The docker-compose defaults: 2 gunicorn workers of 4 threads; a worker per queue, the webhooks one of 32
     # threads (WEBHOOK_WORKER_THREADS), the notifications one of 16 (NOTIFICATION_WORKER_THREADS).
     web_concurrency: int = field(default_factory=lambda: _int("WEB_CONCURRENCY", 2))
@@ -93,6 +94,9 @@ def server_env(config: Config) -> dict[str, str]:
         "API_RATE_LIMIT": "100000000/minute",
         "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         "SMS_BACKEND": "console",
+        # Emails go over SMTP, as in production, to the mail sink (bench.servers.start_mail_sink).
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(config.mail_port),
         "TASKHUB_VAR_DIR": str(ROOT / "var" / "bench"),
         "STATIC_ROOT": str(ROOT / "var" / "bench" / "static"),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),

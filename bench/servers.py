@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,6 +93,23 @@ def start_sink(config: Config) -> Process:
     process = spawn("sink", [sys.executable, "-m", "bench.sink", "--port", str(config.sink_port)], {})
     wait_http(f"{config.sink_url}/_stats", process)
     return process
+
+
+def start_mail_sink(config: Config) -> Process:
+    """An SMTP server that accepts every message and keeps none (aiosmtpd's Sink), for the emails."""
+    listen = f"127.0.0.1:{config.mail_port}"
+    argv = [sys.executable, "-m", "aiosmtpd", "-n", "-l", listen, "-c", "aiosmtpd.handlers.Sink"]
+    process = spawn("mail-sink", argv, {})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"mail-sink exited with {process.popen.returncode}; see {LOG_DIR / 'mail-sink.log'}")
+        try:
+            with socket.create_connection(("127.0.0.1", config.mail_port), timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"mail-sink did not listen on port {config.mail_port} within 60 s")
 
 
 def wait_http(url: str, process: Process, timeout: float = 60) -> None:

@@ -6,5 +6,3 @@ ROOT_URLCONF = "bench.urls"
 # The bench talks plain HTTP on loopback: the admin's session and CSRF cookies must come back.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
-# Emails go to the log, as the SMS do (SMS_BACKEND=console): there is no mail server to send to.
-MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}

@@ -63,6 +63,7 @@ def test_quick_mode_runs_once_and_servers_match_docker_compose(monkeypatch):
     assert (env["WEB_CONCURRENCY"], env["GUNICORN_THREADS"]) == ("2", "4")
     assert "127.0.0.0/8" in env["WEBHOOK_ALLOWED_NETWORKS"]
     assert env["REDIS_URL"].endswith("/5")
+    assert (env["EMAIL_HOST"], env["EMAIL_PORT"]) == ("127.0.0.1", str(config.mail_port))  # the mail sink
 
 
 def test_upsert_body_is_one_the_api_accepts(org):
