@@ -2,7 +2,7 @@
 
 The host is shared and changes between runs: the same code has cost three times the CPU a
 request on one machine that it cost on another. The ratios in the table stay comparable; the
-rates do not. These four figures, taken on the quiet machine before the servers start, say
+rates do not. These four costs, taken on the quiet machine before the servers start, say
 which kind of machine a run had: how fast it runs Python, what a round trip to Redis and to
 PostgreSQL costs (on some virtual machines every system call is dear), and how long PostgreSQL
 takes to make a commit durable.
@@ -35,7 +35,7 @@ def _each(count: int, action: Callable[[], object]) -> tuple[float, float]:
 
 
 def probe(database_url: str, redis_url: str, quick: bool = False) -> dict[str, float]:
-    """The four figures (microseconds): Python work, a Redis round trip (wall, and this process's
+    """The four costs (microseconds): Python work, a Redis round trip (wall, and this process's
     CPU), a PostgreSQL round trip, and a one-row INSERT and its COMMIT."""
     scale = 4 if quick else 1
     found: dict[str, float] = {}
