@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,30 +101,30 @@ def start_mail_sink(config: Config) -> Process:
     listen = f"127.0.0.1:{config.mail_port}"
     argv = [sys.executable, "-m", "aiosmtpd", "-n", "-l", listen, "-c", "aiosmtpd.handlers.Sink"]
     process = spawn("mail-sink", argv, {})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"mail-sink exited with {process.popen.returncode}; see {LOG_DIR / 'mail-sink.log'}")
-        try:
-            with socket.create_connection(("127.0.0.1", config.mail_port), timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"mail-sink did not listen on port {config.mail_port} within 60 s")
+    wait_ready(process, listen, lambda: socket.create_connection(("127.0.0.1", config.mail_port), timeout=1).close())
+    return process
 
 
 def wait_http(url: str, process: Process, timeout: float = 60) -> None:
+    def answers() -> None:
+        if httpx.get(url, timeout=2).status_code >= 500:
+            raise OSError(f"{url} answered a server error")
+
+    wait_ready(process, url, answers, timeout)
+
+
+def wait_ready(process: Process, what: str, check: Callable[[], None], timeout: float = 60) -> None:
+    """Until `check()` passes (it raises OSError or httpx.HTTPError until then), or the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
             raise RuntimeError(f"{process.name} exited; see {LOG_DIR / process.name}.log")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{process.name} did not answer {url} within {timeout:.0f} s")
+            check()
+            return
+        except (OSError, httpx.HTTPError):
+            time.sleep(0.2)
+    raise RuntimeError(f"{process.name} did not answer {what} within {timeout:.0f} s")
 
 
 def wait_workers(app, count: int, timeout: float = 60) -> None:
